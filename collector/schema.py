@@ -1,0 +1,68 @@
+"""Versioned, idempotent schema migrations.
+
+Migrations are the numbered files in ``migrations/`` (``001_init.sql``, ...).
+Applied versions are recorded in ``schema_migrations``; on start every missing
+one is applied in order. Each file is a list of statements separated by lines
+holding only ``;``, with ``{db}`` and ``{ttl_days}`` substituted (both validated
+by :class:`~flamehouse.collector.store.Store`, never user input).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from flamehouse.collector.store import Store
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def load_migrations() -> list[Migration]:
+    """All migrations shipped with the package, in version order."""
+    found: list[Migration] = []
+    for entry in resources.files("flamehouse.collector").joinpath("migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if not match:
+            continue
+        text = entry.read_text(encoding="utf-8")
+        statements = tuple(s.strip() for s in re.split(r"^;\s*$", text, flags=re.M) if _has_sql(s))
+        found.append(Migration(int(match.group(1)), match.group(2), statements))
+    found.sort(key=lambda m: m.version)
+    return found
+
+
+def _has_sql(chunk: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in chunk.splitlines())
+
+
+def migrate(store: Store) -> list[int]:
+    """Applies every migration not yet recorded; returns the versions applied now."""
+    db = store.db
+    store.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    store.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+        "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    done = {row[0] for row in store.query(f"SELECT version FROM {db}.schema_migrations")}
+    applied: list[int] = []
+    for migration in load_migrations():
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            store.command(statement.replace("{db}", db).replace("{ttl_days}", str(store.config.ttl_days)))
+        store.insert("schema_migrations", ["version", "name"], [[migration.version], [migration.name]])
+        log.info("schema migrated version=%d name=%s", migration.version, migration.name)
+        applied.append(migration.version)
+    return applied

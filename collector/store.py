@@ -1,0 +1,154 @@
+"""Connection to the ClickHouse store: embedded chDB or a ClickHouse server.
+
+Both go through clickhouse-connect, so the same SQL runs on either. chDB allows
+one process per data path, so everything inside one process shares one
+:class:`Store`; calls are serialised with a lock because a clickhouse-connect
+client is not safe for concurrent use.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flamehouse.collector import StoreError
+
+log = logging.getLogger(__name__)
+
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where the data lives and how to reach it."""
+
+    #: ``chdb:///abs/path`` (embedded) or ``http(s)://host:8123`` (server).
+    dsn: str
+    #: Database holding flamehouse's tables; created when missing.
+    database: str = "flamehouse"
+    #: Server credentials (ignored for chDB).
+    user: str = "default"
+    password: str = ""
+    #: Retention of raw samples and processes, in days (table TTL).
+    ttl_days: int = 14
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb:")
+
+
+def embedded_dsn(data_dir: str | Path) -> str:
+    """The chDB DSN for a data directory (made absolute)."""
+    return f"chdb://{Path(data_dir).resolve() / 'clickhouse'}"
+
+
+class Store:
+    """A thread-safe handle on the store; all SQL goes through :meth:`query` and :meth:`insert`."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        if not _DB_NAME.match(config.database):
+            raise StoreError(f"database name {config.database!r} must match {_DB_NAME.pattern}")
+        if config.ttl_days < 1:
+            raise StoreError(f"ttl_days must be at least 1, got {config.ttl_days}")
+        self.config = config
+        self.db = config.database
+        self._lock = threading.Lock()
+        self._client = self._connect(config)
+
+    @staticmethod
+    def _connect(config: StoreConfig) -> Any:
+        import clickhouse_connect
+
+        try:
+            if config.embedded:
+                path = config.dsn[len("chdb://") :]
+                if not path.startswith("/"):
+                    raise StoreError(f"chdb DSN needs an absolute path, got {config.dsn!r}")
+                Path(path).mkdir(parents=True, exist_ok=True)
+                return clickhouse_connect.get_client(dsn=config.dsn)
+            parts = urlsplit(config.dsn)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise StoreError(f"store DSN must be chdb:///path or http(s)://host:port, got {config.dsn!r}")
+            return clickhouse_connect.get_client(
+                host=parts.hostname,
+                port=parts.port or (8443 if parts.scheme == "https" else 8123),
+                username=parts.username or config.user,
+                password=parts.password or config.password,
+                secure=parts.scheme == "https",
+            )
+        except StoreError:
+            raise
+        except Exception as exc:  # third-party errors translated at the boundary
+            raise StoreError(f"cannot open store {_redact(config.dsn)}: {exc}") from exc
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        """Runs a statement that returns nothing (DDL)."""
+        with self._lock:
+            try:
+                self._client.command(sql, parameters=dict(parameters or {}))
+            except Exception as exc:
+                raise StoreError(f"statement failed: {exc}") from exc
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Runs a SELECT with bound parameters (``{name:Type}`` placeholders) and returns its rows."""
+        with self._lock:
+            try:
+                result = self._client.query(sql, parameters=dict(parameters or {}))
+            except Exception as exc:
+                raise StoreError(f"query failed: {exc}") from exc
+            return list(result.result_rows)
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        data: Sequence[Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        """Inserts column-oriented ``data`` (one sequence per column) into ``db.table``.
+
+        With ``dedup_token`` ClickHouse drops a repeated insert of the same token
+        (the table must have a deduplication window), which makes retries idempotent.
+        """
+        settings: dict[str, Any] = {}
+        if dedup_token is not None:
+            settings["insert_deduplication_token"] = dedup_token
+        with self._lock:
+            try:
+                self._client.insert(
+                    f"{self.db}.{table}",
+                    list(data),
+                    column_names=list(columns),
+                    column_oriented=True,
+                    settings=settings,
+                )
+            except Exception as exc:
+                raise StoreError(f"insert into {table} failed: {exc}") from exc
+
+    def ping(self) -> bool:
+        try:
+            self.query("SELECT 1")
+        except StoreError:
+            return False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._client.close()
+            except Exception:  # closing a broken client must not hide the real error
+                log.debug("store close failed", exc_info=True)
+
+
+def _redact(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password:
+        return dsn.replace(parts.password, "***")
+    return dsn

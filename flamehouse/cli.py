@@ -1,0 +1,175 @@
+"""The ``flamehouse`` command: parses flags, sets up logging, wires objects.
+
+Exit codes: 0 success; 1 runtime failure; 2 bad usage or input (what to fix is
+printed); for ``flamehouse run``, the job's own exit code (128+N if a signal
+N killed it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from flamehouse import __version__
+
+log = logging.getLogger("flamehouse")
+
+EXAMPLES = {
+    "server": "flamehouse server --data-dir ./data --grpc-listen 127.0.0.1:7070 --http-listen 127.0.0.1:7080",
+    "collector": "flamehouse collector --store http://clickhouse:8123 --grpc-listen 0.0.0.0:7070",
+    "ui": "flamehouse ui --store http://clickhouse:8123 --http-listen 0.0.0.0:7080",
+    "agent": "flamehouse agent --collector 127.0.0.1:7070 --match 'train\\.py' --service trainer",
+    "run": "flamehouse run --collector 127.0.0.1:7070 --service trainer --label team=vision -- python train.py",
+    "query": "flamehouse query top --server http://127.0.0.1:7080 --selector '{service=\"trainer\"}' --from now-15m",
+    "demo": "flamehouse demo",
+}
+
+
+def default_data_dir() -> str:
+    return os.environ.get("FLAMEHOUSE_DATA_DIR") or str(Path.home() / ".local" / "share" / "flamehouse")
+
+
+def _sub(subs: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str) -> argparse.ArgumentParser:
+    return subs.add_parser(
+        name,
+        help=help_,
+        description=help_,
+        epilog=f"example:\n  {EXAMPLES[name.split()[0]]}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _store_args(p: argparse.ArgumentParser, embedded: bool = True) -> None:
+    g = p.add_argument_group("store")
+    if embedded:
+        g.add_argument("--data-dir", default=default_data_dir(), help="data directory of the embedded store")
+    g.add_argument(
+        "--store",
+        default=os.environ.get("FLAMEHOUSE_STORE", ""),
+        help="ClickHouse server URL http(s)://host:8123 (default: embedded chDB under --data-dir)",
+    )
+    g.add_argument("--store-user", default=os.environ.get("FLAMEHOUSE_STORE_USER", "default"))
+    g.add_argument(
+        "--store-password", default=os.environ.get("FLAMEHOUSE_STORE_PASSWORD", ""), help="or FLAMEHOUSE_STORE_PASSWORD"
+    )
+    g.add_argument("--database", default="flamehouse", help="database holding the tables (default: flamehouse)")
+    g.add_argument("--ttl-days", type=int, default=14, help="retention of raw samples in days (default: 14)")
+
+
+def _listen_args(p: argparse.ArgumentParser, grpc: bool, http: bool) -> None:
+    if grpc:
+        p.add_argument("--grpc-listen", default="127.0.0.1:7070", help="gRPC ingest address (default: 127.0.0.1:7070)")
+        p.add_argument("--token-file", help="file with accepted agent tokens, one per line (default: no auth)")
+    if http:
+        p.add_argument("--http-listen", default="127.0.0.1:7080", help="HTTP UI/API address (default: 127.0.0.1:7080)")
+
+
+def _agent_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--collector",
+        default=os.environ.get("FLAMEHOUSE_COLLECTOR", "127.0.0.1:7070"),
+        help="collector gRPC address host:port (default: 127.0.0.1:7070, or FLAMEHOUSE_COLLECTOR)",
+    )
+    p.add_argument("--token", default=os.environ.get("FLAMEHOUSE_TOKEN", ""), help="bearer token (or FLAMEHOUSE_TOKEN)")
+    p.add_argument("--service", default="", help="service label (default: the script's name)")
+    p.add_argument("--job", default="", help="job label (default: SLURM_JOB_ID or TORCHELASTIC_RUN_ID)")
+    p.add_argument("--label", action="append", default=[], metavar="K=V", help="extra label, repeatable")
+    p.add_argument("--host", default="", help="host label (default: this host's name)")
+    s = p.add_argument_group("sampling")
+    s.add_argument("--rate", type=int, default=99, help="samples per second (default: 99)")
+    s.add_argument("--window", type=int, default=10, help="seconds per py-spy run (default: 10)")
+    s.add_argument("--native", action="store_true", help="also sample native frames")
+    s.add_argument("--gil", action="store_true", help="only samples holding the GIL")
+    s.add_argument("--blocking", action="store_true", help="pause the target per sample (slower, exact)")
+    s.add_argument("--idle", action="store_true", help="include idle threads (wall-clock profile)")
+    s.add_argument("--rescan", type=float, default=2.0, help="seconds between scans for new processes")
+    p.add_argument("--stats-file", help="write the agent's counters as JSON here on exit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flamehouse", description="Continuous CPU/GPU profiling for ML jobs.")
+    parser.add_argument("--version", action="version", version=f"flamehouse {__version__}")
+    parser.add_argument("--log-level", default=os.environ.get("FLAMEHOUSE_LOG_LEVEL", "info"))
+    subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _sub(subs, "server", "collector and HTTP API in one process (embedded store by default)")
+    _store_args(p)
+    _listen_args(p, grpc=True, http=True)
+    p = _sub(subs, "collector", "gRPC ingest only")
+    _store_args(p)
+    _listen_args(p, grpc=True, http=False)
+    p = _sub(subs, "ui", "HTTP API and pages only")
+    _store_args(p)
+    _listen_args(p, grpc=False, http=True)
+
+    p = _sub(subs, "agent", "profile running processes on this host")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--pid", type=int, action="append", help="pid to profile (repeatable; its children too)")
+    who.add_argument("--match", help="profile processes whose command line matches this regex")
+    who.add_argument("--all-python", action="store_true", help="profile every Python process")
+    _agent_args(p)
+
+    p = _sub(subs, "run", "run a command and profile its whole process tree")
+    _agent_args(p)
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+
+    p = _sub(subs, "query", "query a running server")
+    qsubs = p.add_subparsers(dest="query", required=True, metavar="QUERY")
+    q = qsubs.add_parser("top", help="top functions by self samples", description="top functions by self samples")
+    q.add_argument("--server", default=os.environ.get("FLAMEHOUSE_SERVER", "http://127.0.0.1:7080"))
+    q.add_argument("--selector", default="{}", help='e.g. {service="trainer", rank!="0"}')
+    q.add_argument("--from", dest="from_", default="now-1h", help="RFC 3339, unix seconds or now-15m")
+    q.add_argument("--to", default="now")
+    q.add_argument("--kind", default="cpu", choices=["cpu", "wall"])
+    q.add_argument("--limit", type=int, default=20)
+    q.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    p = _sub(subs, "demo", "start an embedded server, profile a small training-like job, show its top functions")
+    p.add_argument("--data-dir", help="keep the demo's data here (default: a temporary directory)")
+    p.add_argument("--seconds", type=int, default=12, help="how long the demo job trains (default: 12)")
+    p.add_argument("--grpc-listen", default="127.0.0.1:0", help="default: a free port")
+    p.add_argument("--http-listen", default="127.0.0.1:0", help="default: a free port")
+    p.add_argument("--serve", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep serving after the demo (default: when run from a terminal)")
+    return parser
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        setup_logging(args.log_level)
+    except ValueError:
+        parser.error(f"--log-level {args.log_level!r}: use debug, info, warning or error")
+    from flamehouse import commands
+
+    handler = {
+        "server": commands.server,
+        "collector": commands.server,
+        "ui": commands.server,
+        "agent": commands.agent,
+        "run": commands.run,
+        "query": commands.query,
+        "demo": commands.demo,
+    }[args.command]
+    try:
+        return handler(args)
+    except commands.UsageError as err:
+        print(f"flamehouse {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

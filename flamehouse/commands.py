@@ -1,0 +1,186 @@
+"""What each ``flamehouse`` subcommand does: turn parsed flags into wired objects.
+
+Kept apart from :mod:`flamehouse.cli` (flag definitions) so both stay small;
+the logic itself lives in the components.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import signal
+from pathlib import Path
+from types import FrameType
+
+from flamehouse import serve
+from flamehouse.agent import AgentError
+from flamehouse.agent.batch import AgentIdentity
+from flamehouse.agent.launcher import launch, supervise
+from flamehouse.agent.profiler import Discover, Profiler
+from flamehouse.agent.sampler import SamplerConfig, find_pyspy
+from flamehouse.agent.shipper import Shipper, ShipperConfig
+from flamehouse.agent.targets import LabelConfig, all_processes, matching, parse_label, tree
+from flamehouse.collector import CollectorError
+from flamehouse.collector.store import StoreConfig, embedded_dsn
+from flamehouse.ui.client import ApiClient, ApiError
+from flamehouse.ui.terminal import render_top
+
+log = logging.getLogger("flamehouse")
+
+
+class UsageError(Exception):
+    """Bad flags or input: printed with exit code 2."""
+
+
+def make_profiler(args: argparse.Namespace, discover: Discover) -> Profiler:
+    """A Profiler configured from the agent flags shared by ``agent`` and ``run``."""
+    try:
+        extra = dict(parse_label(text) for text in args.label)
+        sampler = SamplerConfig(
+            pyspy=find_pyspy(),
+            rate=args.rate,
+            window=args.window,
+            native=args.native,
+            gil=args.gil,
+            blocking=args.blocking,
+            idle=args.idle,
+        )
+        sampler.validate()
+    except (ValueError, AgentError) as err:
+        raise UsageError(str(err)) from err
+    if args.rescan <= 0:
+        raise UsageError(f"--rescan must be positive, got {args.rescan}")
+    if not re.match(r"^[^:\s]+:\d+$", args.collector):
+        raise UsageError(f"--collector {args.collector!r} must look like 127.0.0.1:7070")
+    labels = LabelConfig(service=args.service, job=args.job, extra=extra)
+    shipper = Shipper(ShipperConfig(target=args.collector, token=args.token))
+    return Profiler(sampler, labels, discover, shipper, AgentIdentity.local(args.host), rescan=args.rescan)
+
+
+def finish(profiler: Profiler, args: argparse.Namespace) -> dict[str, int]:
+    """Closes the shipper, logs the counters, writes ``--stats-file``; returns the counters."""
+    stats = {**profiler.counters.snapshot(), **profiler.shipper.close()}
+    log.info("agent stopped %s", " ".join(f"{k}={v}" for k, v in stats.items()))
+    if args.stats_file:
+        Path(args.stats_file).write_text(json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
+def agent(args: argparse.Namespace) -> int:
+    """``flamehouse agent``: profile running processes until SIGINT/SIGTERM."""
+    discover: Discover
+    if args.pid:
+        pids = list(args.pid)
+        missing = [p for p in pids if not tree(p)]
+        for pid in missing:
+            log.warning("cannot profile pid=%d: process does not exist", pid)
+        discover = lambda: [proc for pid in pids for proc in tree(pid)]  # noqa: E731
+    elif args.match:
+        try:
+            pattern = re.compile(args.match)
+        except re.error as err:
+            raise UsageError(f"--match {args.match!r} is not a valid regex: {err}") from err
+        discover = lambda: matching(pattern)  # noqa: E731
+    else:
+        discover = all_processes
+    profiler = make_profiler(args, discover)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping signal=%s", signal.Signals(signum).name)
+        profiler.stop(timeout=0)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    profiler.run()
+    profiler.stop()
+    finish(profiler, args)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """``flamehouse run -- CMD``: run CMD, profile its tree, exit with its code."""
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        raise UsageError("give the command to run after --, e.g. flamehouse run -- python train.py")
+    holder: list[int] = []
+    profiler = make_profiler(args, lambda: tree(holder[0]) if holder else [])
+    try:
+        job = launch(command)
+    except OSError as err:
+        finish(profiler, args)
+        log.error("%s", err.strerror)
+        return 127
+    holder.append(job.pid)
+    code = supervise(job, profiler)
+    finish(profiler, args)
+    return code
+
+
+def store_config(args: argparse.Namespace) -> StoreConfig:
+    """The StoreConfig from --store / --data-dir and friends."""
+    if args.ttl_days < 1:
+        raise UsageError(f"--ttl-days must be at least 1, got {args.ttl_days}")
+    dsn = args.store or embedded_dsn(args.data_dir)
+    return StoreConfig(
+        dsn=dsn, database=args.database, user=args.store_user, password=args.store_password, ttl_days=args.ttl_days
+    )
+
+
+def read_tokens(path: str | None) -> frozenset[str]:
+    """Agent tokens from ``--token-file``: one per line, # comments allowed."""
+    if not path:
+        return frozenset()
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as err:
+        raise UsageError(f"--token-file {path}: {err.strerror}") from err
+    tokens = frozenset(t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#"))
+    if not tokens:
+        raise UsageError(f"--token-file {path} holds no token")
+    return tokens
+
+
+def server(args: argparse.Namespace) -> int:
+    """``flamehouse server|collector|ui``: serve until SIGINT/SIGTERM."""
+    grpc_listen = getattr(args, "grpc_listen", None)
+    http_listen = getattr(args, "http_listen", None)
+    try:
+        for listen in (grpc_listen, http_listen):
+            if listen is not None:
+                serve.split_listen(listen)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    config = store_config(args)
+    try:
+        services = serve.start(
+            config, grpc_listen=grpc_listen, http_listen=http_listen, tokens=read_tokens(getattr(args, "token_file", None))
+        )
+    except (CollectorError, OSError) as err:
+        log.error("cannot start: %s", err)
+        return 1
+    return serve.serve_forever(services)
+
+
+def query(args: argparse.Namespace) -> int:
+    """``flamehouse query top``: print a table (or the JSON) from a running server."""
+    if not 1 <= args.limit <= 10000:
+        raise UsageError(f"--limit must be between 1 and 10000, got {args.limit}")
+    client = ApiClient(args.server)
+    try:
+        result = client.top(args.selector, args.from_, args.to, args.kind, args.limit)
+    except ApiError as err:
+        if 400 <= err.status < 500:
+            raise UsageError(err.message) from err
+        log.error("server %s answered %d: %s", args.server, err.status, err.message)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else render_top(result))
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """``flamehouse demo``."""
+    from flamehouse.demo import run_demo
+
+    return run_demo(args)

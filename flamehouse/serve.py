@@ -1,0 +1,142 @@
+"""Running the collector and the HTTP API as one process, or either half alone.
+
+``flamehouse server`` = gRPC ingest + HTTP API over one shared :class:`Store`
+(chDB allows one process per data path, so the halves must share a handle);
+``flamehouse collector`` and ``flamehouse ui`` run one half each against a
+ClickHouse server. This module wires objects and owns their lifecycle; the
+logic lives in the components.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import prometheus_client
+
+from flamehouse.collector.ingest import IngestCounters, Ingestor
+from flamehouse.collector.query import QueryService
+from flamehouse.collector.schema import migrate
+from flamehouse.collector.service import GrpcServer, start_grpc_server
+from flamehouse.collector.store import Store, StoreConfig
+
+log = logging.getLogger(__name__)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` → (host, port); raises ValueError saying what to fix."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address {listen!r} must look like 127.0.0.1:7080")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class Services:
+    """The running parts of a server process."""
+
+    store: Store
+    registry: prometheus_client.CollectorRegistry
+    grpc: GrpcServer | None = None
+    http: Any = None  # uvicorn.Server
+    http_thread: threading.Thread | None = None
+    http_port: int = 0
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def grpc_port(self) -> int:
+        return self.grpc.port if self.grpc else 0
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stops taking requests, finishes in-flight ones (up to ``grace`` s), closes the store."""
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        if self.grpc is not None:
+            self.grpc.stop(grace)
+        if self.http is not None and self.http_thread is not None:
+            self.http.should_exit = True
+            self.http_thread.join(grace)
+        self.store.close()
+        log.info("server stopped")
+
+
+def open_store(config: StoreConfig) -> Store:
+    store = Store(config)
+    migrate(store)
+    return store
+
+
+def start(
+    store_config: StoreConfig,
+    *,
+    grpc_listen: str | None,
+    http_listen: str | None,
+    tokens: frozenset[str] = frozenset(),
+) -> Services:
+    """Opens (and migrates) the store and starts the requested halves."""
+    store = open_store(store_config)
+    registry = prometheus_client.CollectorRegistry()
+    services = Services(store=store, registry=registry)
+    try:
+        if grpc_listen is not None:
+            counters = IngestCounters()
+            counters.register(registry)
+            ingestor = Ingestor(store, counters=counters)
+            services.grpc = start_grpc_server(ingestor, grpc_listen, tokens=tokens)
+            log.info("ingest listening grpc=%s:%d", split_listen(grpc_listen)[0], services.grpc.port)
+        if http_listen is not None:
+            _start_http(services, http_listen)
+    except BaseException:
+        services.stop(grace=1.0)
+        raise
+    return services
+
+
+def _start_http(services: Services, listen: str) -> None:
+    import uvicorn
+
+    from flamehouse.ui.app import create_app
+
+    host, port = split_listen(listen)
+    app = create_app(QueryService(services.store), ready=services.store.ping, registry=services.registry)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="flamehouse-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive():
+            raise OSError(f"HTTP server could not listen on {listen} (port in use?)")
+        if time.monotonic() > deadline:
+            raise OSError(f"HTTP server did not start on {listen} within 15s")
+        time.sleep(0.02)
+    services.http, services.http_thread = server, thread
+    sockets = [s for srv in server.servers for s in srv.sockets]
+    services.http_port = sockets[0].getsockname()[1] if sockets else port
+    log.info("http listening url=http://%s:%d", host, services.http_port)
+
+
+def serve_forever(services: Services) -> int:
+    """Blocks until SIGINT/SIGTERM, then shuts down gracefully."""
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("shutting down signal=%s", signal.Signals(signum).name)
+        done.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    while not done.is_set():
+        if services.http_thread is not None and not services.http_thread.is_alive():
+            log.error("http server thread ended unexpectedly")
+            services.stop()
+            return 1
+        done.wait(0.5)
+    services.stop()
+    return 0

@@ -1,0 +1,78 @@
+"""Shared fixtures: real child processes that never outlive a test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+SCRIPTS = Path(__file__).parent / "scripts"
+Spawn = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Starts a process; kills it and its whole tree after the test, and fails on leaks."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(list(args), **kwargs)  # type: ignore[call-overload]
+        started.append(proc)
+        return proc
+
+    yield _spawn
+    for proc in started:
+        try:
+            family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.Error:
+            family = []
+        for member in family:
+            try:
+                member.kill()
+            except psutil.Error:
+                pass
+        proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Every child a test starts (py-spy included) must be gone when it ends."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    deadline = time.monotonic() + 5
+    leaked: list[psutil.Process] = []
+    while time.monotonic() < deadline:
+        leaked = [p for p in me.children(recursive=True) if p.pid not in before and _alive(p)]
+        if not leaked:
+            return
+        time.sleep(0.1)
+    for p in leaked:
+        p.kill()
+    pytest.fail(f"test leaked processes: {[(p.pid, _cmd(p)) for p in leaked]}")
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _cmd(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline())[:100]
+    except psutil.Error:
+        return "?"
+
+
+def python_script(name: str, *args: str) -> list[str]:
+    return [sys.executable, str(SCRIPTS / name), *args]

@@ -1,8 +1,8 @@
 """The collector: ingest over gRPC, the ClickHouse schema, and the read queries.
 
 Owns everything that touches the store: :mod:`.store` (connection to chDB or a
-ClickHouse server), :mod:`.schema` (versioned migrations), :mod:`.ingest`
-(validation and batch inserts behind ``flamehouse.v1.Ingest/Push``),
+ClickHouse server), :mod:`.schema` (versioned migrations), :mod:`.validate` and :mod:`.ingest`
+(batch inserts behind ``flamehouse.v1.Ingest/Push``),
 :mod:`.selector` and :mod:`.query` (the read side the UI and CLI use).
 
 Exceptions::
@@ -10,6 +10,7 @@ Exceptions::
     CollectorError
     ├── StoreError            the store is unreachable or a statement failed
     ├── InvalidBatch          a pushed batch breaks the wire contract (INVALID_ARGUMENT)
+    ├── ListenError           the gRPC server cannot bind its address (collector.service)
     └── QueryError            a read request is malformed (HTTP 400)
         └── SelectorError     the selector does not parse; carries the position
 """

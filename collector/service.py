@@ -1,0 +1,206 @@
+"""The gRPC face of ingest: ``flamehouse.v1.Ingest/Push(Batch) → Ack``.
+
+No generated gRPC stubs: the one unary method is registered with a generic handler,
+and clients call it by path, e.g. from the agent (which must not import the collector)::
+
+    push = channel.unary_unary(
+        "/flamehouse.v1.Ingest/Push",
+        request_serializer=ingest_pb2.Batch.SerializeToString,
+        response_deserializer=ingest_pb2.Ack.FromString,
+    )
+    ack = push(batch, metadata=[("authorization", f"Bearer {token}")],
+               compression=grpc.Compression.Gzip, timeout=30)
+
+Status codes a client sees:
+
+* ``OK``                  stored (or ``ack.duplicate``: stored before, nothing new written)
+* ``INVALID_ARGUMENT``    the batch breaks the contract; the details say what to fix; do not retry
+* ``UNAUTHENTICATED``     tokens are configured and the call has no valid ``authorization: Bearer``
+* ``RESOURCE_EXHAUSTED``  the message (decompressed) is over ``max_message_bytes``; send smaller batches
+* ``UNAVAILABLE``         the store failed; retry the same batch (it is stored once)
+* ``INTERNAL``            a collector bug; the traceback is in the collector's log
+
+Bearer tokens travel in clear text on this insecure port: keep it on loopback or behind a
+TLS-terminating proxy. The standard gRPC health service is not registered
+(``grpcio-health-checking`` is not a dependency); the HTTP ``/healthz`` covers readiness.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from flamehouse.collector import CollectorError, InvalidBatch, StoreError
+from flamehouse.collector.ingest import Ingestor, Throttle
+from flamehouse.proto import ingest_pb2
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "flamehouse.v1.Ingest"
+PUSH_METHOD = f"/{SERVICE_NAME}/Push"
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+if TYPE_CHECKING:
+    _Interceptor = grpc.ServerInterceptor[Any, Any]
+    _Handler = grpc.RpcMethodHandler[Any, Any]
+else:
+    _Interceptor = grpc.ServerInterceptor
+    _Handler = grpc.RpcMethodHandler
+
+
+class ListenError(CollectorError):
+    """The gRPC server could not listen on the requested address."""
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcServer:
+    """A started ingest server; ``port`` is the bound port (useful with ``:0``)."""
+
+    server: grpc.Server
+    port: int
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Stops accepting calls, lets in-flight ones finish for up to ``grace`` seconds."""
+        self.server.stop(grace).wait()
+
+    def wait(self) -> None:
+        """Blocks until the server stops."""
+        self.server.wait_for_termination()
+
+    def __enter__(self) -> GrpcServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_grpc_server(
+    ingestor: Ingestor,
+    listen: str,
+    *,
+    tokens: frozenset[str] = frozenset(),
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    max_workers: int = 8,
+) -> GrpcServer:
+    """Starts serving ``Push`` on ``listen`` (``host:port``; port 0 picks a free one).
+
+    With ``tokens`` every call must carry ``authorization: Bearer <one of tokens>``.
+    Raises :class:`ListenError` when the address cannot be bound (in use, bad host).
+    """
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE_NAME,
+        {
+            "Push": grpc.unary_unary_rpc_method_handler(
+                _PushHandler(ingestor),
+                request_deserializer=ingest_pb2.Batch.FromString,
+                response_serializer=ingest_pb2.Ack.SerializeToString,
+            )
+        },
+    )
+    executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="flamehouse-ingest")
+    server = grpc.server(
+        executor,
+        handlers=[handler],
+        interceptors=[_BearerAuth(tokens)] if tokens else None,
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # Without this a second collector on a busy port would bind silently (Linux SO_REUSEPORT).
+            ("grpc.so_reuseport", 0),
+        ],
+        compression=grpc.Compression.Gzip,
+    )
+    port = _bind(server, listen)
+    if not port:
+        server.stop(None)
+        executor.shutdown(wait=False)
+        raise ListenError(f"cannot listen for gRPC on {listen!r}: address in use or not local to this host")
+    server.start()
+    log.info("grpc ingest started listen=%s port=%d auth=%s", listen, port, "bearer" if tokens else "none")
+    return GrpcServer(server=server, port=port)
+
+
+def _bind(server: grpc.Server, listen: str) -> int:
+    """The bound port, or 0 (older grpcio returns 0 on failure, newer raises RuntimeError)."""
+    try:
+        return server.add_insecure_port(listen)
+    except RuntimeError as exc:
+        log.debug("bind failed listen=%s error=%s", listen, exc)
+        return 0
+
+
+class _PushHandler:
+    """Runs ``Ingestor.push`` and turns collector errors into gRPC status codes."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self._ingestor = ingestor
+
+    def __call__(self, request: ingest_pb2.Batch, context: grpc.ServicerContext) -> ingest_pb2.Ack:
+        try:
+            return self._ingestor.push(request)
+        except InvalidBatch as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StoreError:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "store unavailable, retry")
+        except Exception:
+            log.exception("push failed batch_id=%r peer=%s", request.batch_id[:128], context.peer())
+            context.abort(grpc.StatusCode.INTERNAL, "internal error in the collector; see its log")
+
+
+class _BearerAuth(_Interceptor):
+    """Rejects calls without ``authorization: Bearer <token>`` naming a configured token."""
+
+    def __init__(self, tokens: frozenset[str]) -> None:
+        self._tokens = tuple(t.encode("utf-8") for t in tokens)
+        self._deny: _Handler = grpc.unary_unary_rpc_method_handler(_deny)
+        self._warn = Throttle()
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], _Handler | None], details: grpc.HandlerCallDetails
+    ) -> _Handler | None:
+        presented = _bearer(details.invocation_metadata)
+        if presented is not None and self._matches(presented.encode("utf-8")):
+            return continuation(details)
+        held = self._warn.allow()
+        if held is not None:  # the token itself is never logged
+            log.warning(
+                "unauthenticated call method=%s reason=%s suppressed=%d",
+                details.method,
+                "no bearer token" if presented is None else "unknown token",
+                held,
+            )
+        return self._deny
+
+    def _matches(self, presented: bytes) -> bool:
+        # Compare against every token without stopping early, in constant time each.
+        matched = False
+        for token in self._tokens:
+            matched |= hmac.compare_digest(presented, token)
+        return matched
+
+
+def _bearer(metadata: Any) -> str | None:
+    """The token of the first ``authorization: Bearer …`` entry, if any."""
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def _deny(_request: bytes, context: grpc.ServicerContext) -> None:
+    context.abort(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "missing or invalid bearer token: send metadata 'authorization: Bearer <token>' "
+        "with a token configured on the collector",
+    )

@@ -1,0 +1,186 @@
+"""The whole path with real parts: `flamehouse run` (py-spy) → gRPC → `flamehouse server` (chDB) → HTTP API/CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SCRIPTS, Spawn
+
+pytestmark = pytest.mark.integration
+
+FLAMEHOUSE = [sys.executable, "-m", "flamehouse.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, grpc_port: int, http_port: int) -> None:
+        self.grpc = f"127.0.0.1:{grpc_port}"
+        self.url = f"http://127.0.0.1:{http_port}"
+
+    def get(self, path: str, **params: str) -> tuple[int, Any]:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("data")
+    grpc_port, http_port = free_port(), free_port()
+    log = (data / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [*FLAMEHOUSE, "server", "--data-dir", str(data), "--grpc-listen", f"127.0.0.1:{grpc_port}",
+         "--http-listen", f"127.0.0.1:{http_port}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    srv = Server(grpc_port, http_port)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if srv.get("/healthz")[0] == 200:
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None, (data / "server.log").read_text()
+        assert time.monotonic() < deadline, "server did not become healthy"
+        time.sleep(0.2)
+    yield srv
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0, (data / "server.log").read_text()
+    log.close()
+
+
+def run_profiled(server: Server, tmp_path: Path, service: str, *cmd: str, window: int = 2) -> tuple[int, dict[str, int]]:
+    stats = tmp_path / f"{service}.json"
+    done = subprocess.run(
+        [*FLAMEHOUSE, "run", "--collector", server.grpc, "--service", service, "--label", "suite=e2e",
+         "--window", str(window), "--stats-file", str(stats), "--", *cmd],
+        capture_output=True, text=True, timeout=120,
+    )
+    return done.returncode, json.loads(stats.read_text())
+
+
+def self_shares(functions: list[dict[str, Any]], names: tuple[str, ...]) -> dict[str, float]:
+    counts = {f["function"]: f["self"] for f in functions if f["function"] in names}
+    total = sum(counts.values())
+    return {n: counts.get(n, 0) / total for n in names}
+
+
+def test_known_split_is_stored_and_conserved(server: Server, tmp_path: Path) -> None:
+    started = int(time.time()) - 1
+    code, stats = run_profiled(server, tmp_path, "split", sys.executable, str(SCRIPTS / "known_split.py"), "6")
+    assert code == 0
+    assert stats["samples_taken"] > 300
+    assert stats["samples_taken"] == stats["samples_reported"]  # parsed == what py-spy said it took
+    assert stats["samples_acked"] == stats["samples_taken"] and stats["samples_dropped"] == 0
+
+    status, top = server.get("/api/v1/top", selector='{service="split"}', **{"from": str(started)})
+    assert status == 200
+    assert top["total_samples"] == stats["samples_taken"]  # stored exactly what the agent took
+    shares = self_shares(top["functions"], ("spin_three", "spin_one"))
+    assert abs(shares["spin_three"] - 0.75) < 0.08, top["functions"][:4]
+    module = next(f for f in top["functions"] if f["function"] == "<module>")
+    assert module["total"] == top["total_samples"]
+
+    status, labels = server.get("/api/v1/labels/suite/values", selector='{service="split"}', **{"from": str(started)})
+    assert status == 200 and labels == {"values": ["e2e"]} or "e2e" in json.dumps(labels)
+
+
+def test_same_shares_as_plain_pyspy(server: Server, tmp_path: Path, spawn: Spawn) -> None:
+    raw = tmp_path / "raw.txt"
+    job = spawn(sys.executable, str(SCRIPTS / "known_split.py"), "5")
+    time.sleep(0.3)
+    pyspy = Path(sys.executable).parent / "py-spy"
+    subprocess.run([str(pyspy), "record", "--pid", str(job.pid), "--format", "raw", "--nonblocking", "--rate", "99",
+                    "--duration", "4", "--output", str(raw)], capture_output=True, check=True, timeout=60)
+    job.wait(timeout=30)
+    reference: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        reference[stack.split(";")[-1].split(" (")[0]] += int(count)
+    ref_share = reference["spin_three"] / (reference["spin_three"] + reference["spin_one"])
+
+    started = int(time.time()) - 1
+    code, _ = run_profiled(server, tmp_path, "split-ref", sys.executable, str(SCRIPTS / "known_split.py"), "5")
+    assert code == 0
+    _, top = server.get("/api/v1/top", selector='{service="split-ref"}', **{"from": str(started)})
+    ours = self_shares(top["functions"], ("spin_three", "spin_one"))["spin_three"]
+    assert abs(ours - ref_share) < 0.06, (ours, ref_share)
+
+
+def test_whole_tree_is_profiled_and_exit_code_kept(server: Server, tmp_path: Path) -> None:
+    started = int(time.time()) - 1
+    code, stats = run_profiled(server, tmp_path, "tree", sys.executable, str(SCRIPTS / "tree_job.py"), "4")
+    assert code == 3  # the job's own exit code
+    assert stats["targets_started"] >= 3  # parent + a worker started at once + one started 1.5 s later
+    status, top = server.get("/api/v1/top", selector='{service="tree"}', **{"from": str(started)})
+    names = {f["function"] for f in top["functions"]}
+    assert {"parent_work", "early_worker", "late_worker"} <= names, names
+    _, pids = server.get("/api/v1/labels/pid/values", selector='{service="tree"}', **{"from": str(started)})
+    assert len(pids["values"] if isinstance(pids, dict) else pids) >= 3
+
+
+def test_sigterm_is_forwarded_and_samples_flushed(server: Server, tmp_path: Path) -> None:
+    stats = tmp_path / "sig.json"
+    proc = subprocess.Popen(
+        [*FLAMEHOUSE, "run", "--collector", server.grpc, "--service", "sig", "--window", "10",
+         "--stats-file", str(stats), "--", sys.executable, str(SCRIPTS / "known_split.py"), "60"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(3)
+    proc.terminate()
+    assert proc.wait(timeout=40) == 128 + 15  # the job died of the forwarded SIGTERM
+    counters = json.loads(stats.read_text())
+    assert counters["samples_taken"] > 100 and counters["samples_acked"] == counters["samples_taken"]
+
+
+def test_cli_query_top_prints_a_table(server: Server, tmp_path: Path) -> None:
+    run_profiled(server, tmp_path, "cli", sys.executable, str(SCRIPTS / "known_split.py"), "3")
+    out = subprocess.run(
+        [*FLAMEHOUSE, "query", "top", "--server", server.url, "--selector", '{service="cli"}', "--from", "now-5m"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "spin_three" in out.stdout and "SELF" in out.stdout
+    bad = subprocess.run(
+        [*FLAMEHOUSE, "query", "top", "--server", server.url, "--selector", '{service="cli"'],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert bad.returncode == 2 and "position" in bad.stderr
+
+
+def test_errors_store_nothing(server: Server, tmp_path: Path) -> None:
+    env = {**os.environ}
+    out = subprocess.run(
+        [*FLAMEHOUSE, "agent", "--collector", server.grpc, "--pid", "4000000", "--service", "ghost",
+         "--stats-file", str(tmp_path / "ghost.json")],
+        capture_output=True, text=True, timeout=30, env=env,
+    )
+    assert out.returncode == 2 and "4000000" in out.stderr
+    code, stats = run_profiled(server, tmp_path, "notpython", "sleep", "2")
+    assert code == 0 and stats["samples_taken"] == 0
+    status, top = server.get("/api/v1/top", selector='{service=~"ghost|notpython"}', **{"from": "now-10m"})
+    assert status == 200 and top["total_samples"] == 0
+    status, body = server.get("/api/v1/top", selector='{service="x", }}')
+    assert status == 400 and "position" in body["error"]

@@ -1,0 +1,107 @@
+"""A small client for the HTTP JSON API, on the standard library only.
+
+Used by ``flamehouse query`` and by tests; it keeps the CLI free of extra
+runtime dependencies. Every method returns the decoded JSON and raises
+:class:`ApiError` with the server's own error message on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """The API answered with an error, or could not be reached (``status`` 0)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+
+class ApiClient:
+    """Calls ``/api/v1/...`` on a flamehouse server such as ``http://127.0.0.1:7080``."""
+
+    def __init__(self, base_url: str, timeout: float = 30) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"server URL must be http(s)://host:port, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def top(
+        self,
+        selector: str = "",
+        from_: str | None = None,
+        to: str | None = None,
+        kind: str = "cpu",
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """``{"total_samples": int, "functions": [{"function", "file", "self", "total"}, ...]}``."""
+        params = {"selector": selector, "from": from_, "to": to, "kind": kind, "limit": limit}
+        return self._object(self._get("/api/v1/top", params))
+
+    def flamegraph(
+        self,
+        selector: str = "",
+        from_: str | None = None,
+        to: str | None = None,
+        kind: str = "cpu",
+        max_nodes: int | None = None,
+    ) -> dict[str, Any]:
+        """``{"total_samples", "truncated", "root": {"name", "file", "self", "total", "children"}}``."""
+        params = {"selector": selector, "from": from_, "to": to, "kind": kind, "max_nodes": max_nodes}
+        return self._object(self._get("/api/v1/flamegraph", params))
+
+    def labels(self, from_: str | None = None, to: str | None = None) -> list[str]:
+        """Label names with data in the range."""
+        body = self._object(self._get("/api/v1/labels", {"from": from_, "to": to}))
+        return [str(name) for name in body.get("labels", [])]
+
+    def label_values(self, name: str, selector: str = "", from_: str | None = None, to: str | None = None) -> list[str]:
+        """Values of label ``name`` among the selected samples."""
+        path = f"/api/v1/labels/{quote(name, safe='')}/values"
+        body = self._object(self._get(path, {"selector": selector, "from": from_, "to": to}))
+        return [str(value) for value in body.get("values", [])]
+
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
+        query = urlencode({k: v for k, v in params.items() if v is not None and v != ""})
+        url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (scheme checked)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (scheme checked)
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise ApiError(exc.code, _error_message(exc)) from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise ApiError(0, f"cannot reach {self.base_url}: {getattr(exc, 'reason', exc)}") from exc
+        except ValueError as exc:
+            raise ApiError(0, f"{url} did not return JSON: {exc}") from exc
+
+    @staticmethod
+    def _object(body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ApiError(0, f"expected a JSON object, got {type(body).__name__}")
+        return body
+
+
+def _error_message(exc: urllib.error.HTTPError) -> str:
+    """The ``error`` field of an error response, else its text."""
+    try:
+        raw = exc.read()
+    except OSError:
+        return exc.reason if isinstance(exc.reason, str) else str(exc)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace").strip()[:500] or str(exc.reason)
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return json.dumps(body)[:500]

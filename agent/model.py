@@ -77,6 +77,9 @@ class Window:
     reported_errors: int
     #: Why the window ended early or produced nothing, or "" when it ran normally.
     note: str = ""
+    #: Samples py-spy took of a thread with no Python frame (e.g. during interpreter
+    #: shutdown): counted, not stored, so ``samples + empty == reported_samples``.
+    empty: int = 0
 
     @property
     def samples(self) -> int:

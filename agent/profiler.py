@@ -36,6 +36,7 @@ class SamplingCounters:
     windows: int = 0
     samples_taken: int = 0
     samples_reported: int = 0
+    samples_empty: int = 0
     rows: int = 0
     sampling_errors: int = 0
     targets_started: int = 0
@@ -135,14 +136,16 @@ class Profiler:
             self.counters.windows += 1
             self.counters.samples_taken += window.samples
             self.counters.samples_reported += max(window.reported_samples, 0)
+            self.counters.samples_empty += window.empty
             self.counters.rows += len(window.rows)
             self.counters.sampling_errors += window.reported_errors
-        if window.reported_samples >= 0 and window.reported_samples != window.samples:
+        if window.reported_samples >= 0 and window.reported_samples != window.samples + window.empty:
             log.warning(
-                "sample count mismatch pid=%d py-spy=%d parsed=%d",
+                "sample count mismatch pid=%d py-spy=%d parsed=%d empty=%d",
                 window.process.pid,
                 window.reported_samples,
                 window.samples,
+                window.empty,
             )
         if window.rows:
             self.shipper.submit(encode(window.rows, [window.process], self.identity))

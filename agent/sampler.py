@@ -148,7 +148,8 @@ def run_window(cfg: SamplerConfig, process: ProcessInfo, stop: threading.Event) 
     if "process exited" in stderr:
         note = "target exited"
     rows = parse_speedscope(doc, pid=process.pid, kind=cfg.kind, start=start, end=end)
-    return Window(process, start, end, tuple(rows), reported, errors, note)
+    empty = sum(1 for profile in doc.get("profiles", []) for stack in profile.get("samples", []) if not stack)
+    return Window(process, start, end, tuple(rows), reported, errors, note, empty)
 
 
 def _supervise(
@@ -191,7 +192,11 @@ def _reported(stderr: str) -> tuple[int, int]:
 
 
 def parse_speedscope(doc: dict[str, Any], *, pid: int, kind: Kind, start: float, end: float) -> list[SampleRow]:
-    """Turns py-spy's speedscope document into per-second rows (counts conserved exactly)."""
+    """Turns py-spy's speedscope document into per-second rows.
+
+    Counts are conserved exactly, except samples with an empty stack (a thread with no
+    Python frame), which cannot be stored and are counted by the caller instead.
+    """
     shared = doc.get("shared", {}).get("frames", [])
     frames = [Frame(str(f.get("name", "")), str(f.get("file", "")), int(f.get("line") or 0)) for f in shared]
     counts: dict[tuple[int, int, str, tuple[int, ...]], int] = {}

@@ -38,7 +38,7 @@ def _sub(subs: argparse._SubParsersAction[argparse.ArgumentParser], name: str, h
         name,
         help=help_,
         description=help_,
-        epilog=f"example:\n  {EXAMPLES[name.split()[0]]}",
+        epilog=f"example:\n  {EXAMPLES[name.split(maxsplit=1)[0]]}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
@@ -133,8 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=int, default=12, help="how long the demo job trains (default: 12)")
     p.add_argument("--grpc-listen", default="127.0.0.1:0", help="default: a free port")
     p.add_argument("--http-listen", default="127.0.0.1:0", help="default: a free port")
-    p.add_argument("--serve", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep serving after the demo (default: when run from a terminal)")
+    p.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep serving after the demo (default: when run from a terminal)",
+    )
     return parser
 
 

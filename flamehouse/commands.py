@@ -71,12 +71,15 @@ def finish(profiler: Profiler, args: argparse.Namespace) -> dict[str, int]:
 def agent(args: argparse.Namespace) -> int:
     """``flamehouse agent``: profile running processes until SIGINT/SIGTERM."""
     discover: Discover
+    until = None
     if args.pid:
-        pids = list(args.pid)
-        missing = [p for p in pids if not tree(p)]
-        for pid in missing:
+        pids = [p for p in args.pid if tree(p)]
+        for pid in sorted(set(args.pid) - set(pids)):
             log.warning("cannot profile pid=%d: process does not exist", pid)
+        if not pids:
+            raise UsageError(f"none of the given pids exists: {' '.join(map(str, args.pid))}")
         discover = lambda: [proc for pid in pids for proc in tree(pid)]  # noqa: E731
+        until = lambda: not any(tree(pid) for pid in pids)  # noqa: E731  -- every target gone
     elif args.match:
         try:
             pattern = re.compile(args.match)
@@ -93,7 +96,7 @@ def agent(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
-    profiler.run()
+    profiler.run(until=until)
     profiler.stop()
     finish(profiler, args)
     return 0
@@ -155,7 +158,10 @@ def server(args: argparse.Namespace) -> int:
     config = store_config(args)
     try:
         services = serve.start(
-            config, grpc_listen=grpc_listen, http_listen=http_listen, tokens=read_tokens(getattr(args, "token_file", None))
+            config,
+            grpc_listen=grpc_listen,
+            http_listen=http_listen,
+            tokens=read_tokens(getattr(args, "token_file", None)),
         )
     except (CollectorError, OSError) as err:
         log.error("cannot start: %s", err)

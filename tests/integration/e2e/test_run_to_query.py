@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -50,9 +49,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     grpc_port, http_port = free_port(), free_port()
     log = (data / "server.log").open("wb")
     proc = subprocess.Popen(
-        [*FLAMEHOUSE, "server", "--data-dir", str(data), "--grpc-listen", f"127.0.0.1:{grpc_port}",
-         "--http-listen", f"127.0.0.1:{http_port}"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            *FLAMEHOUSE,
+            "server",
+            "--data-dir",
+            str(data),
+            "--grpc-listen",
+            f"127.0.0.1:{grpc_port}",
+            "--http-listen",
+            f"127.0.0.1:{http_port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     srv = Server(grpc_port, http_port)
     deadline = time.monotonic() + 60
@@ -71,12 +79,30 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log.close()
 
 
-def run_profiled(server: Server, tmp_path: Path, service: str, *cmd: str, window: int = 2) -> tuple[int, dict[str, int]]:
+def run_profiled(
+    server: Server, tmp_path: Path, service: str, *cmd: str, window: int = 2
+) -> tuple[int, dict[str, int]]:
     stats = tmp_path / f"{service}.json"
     done = subprocess.run(
-        [*FLAMEHOUSE, "run", "--collector", server.grpc, "--service", service, "--label", "suite=e2e",
-         "--window", str(window), "--stats-file", str(stats), "--", *cmd],
-        capture_output=True, text=True, timeout=120,
+        [
+            *FLAMEHOUSE,
+            "run",
+            "--collector",
+            server.grpc,
+            "--service",
+            service,
+            "--label",
+            "suite=e2e",
+            "--window",
+            str(window),
+            "--stats-file",
+            str(stats),
+            "--",
+            *cmd,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return done.returncode, json.loads(stats.read_text())
 
@@ -92,7 +118,8 @@ def test_known_split_is_stored_and_conserved(server: Server, tmp_path: Path) -> 
     code, stats = run_profiled(server, tmp_path, "split", sys.executable, str(SCRIPTS / "known_split.py"), "6")
     assert code == 0
     assert stats["samples_taken"] > 300
-    assert stats["samples_taken"] == stats["samples_reported"]  # parsed == what py-spy said it took
+    # every sample py-spy said it took is either stored or counted as empty (no Python frame)
+    assert stats["samples_taken"] + stats["samples_empty"] == stats["samples_reported"]
     assert stats["samples_acked"] == stats["samples_taken"] and stats["samples_dropped"] == 0
 
     status, top = server.get("/api/v1/top", selector='{service="split"}', **{"from": str(started)})
@@ -100,11 +127,11 @@ def test_known_split_is_stored_and_conserved(server: Server, tmp_path: Path) -> 
     assert top["total_samples"] == stats["samples_taken"]  # stored exactly what the agent took
     shares = self_shares(top["functions"], ("spin_three", "spin_one"))
     assert abs(shares["spin_three"] - 0.75) < 0.08, top["functions"][:4]
-    module = next(f for f in top["functions"] if f["function"] == "<module>")
-    assert module["total"] == top["total_samples"]
+    script = next(f for f in top["functions"] if f["function"] == "<module>" and f["file"].endswith("known_split.py"))
+    assert script["total"] >= 0.97 * top["total_samples"]  # all but interpreter start-up samples
 
     status, labels = server.get("/api/v1/labels/suite/values", selector='{service="split"}', **{"from": str(started)})
-    assert status == 200 and labels == {"values": ["e2e"]} or "e2e" in json.dumps(labels)
+    assert status == 200 and labels["values"] == ["e2e"]
 
 
 def test_same_shares_as_plain_pyspy(server: Server, tmp_path: Path, spawn: Spawn) -> None:
@@ -112,8 +139,26 @@ def test_same_shares_as_plain_pyspy(server: Server, tmp_path: Path, spawn: Spawn
     job = spawn(sys.executable, str(SCRIPTS / "known_split.py"), "5")
     time.sleep(0.3)
     pyspy = Path(sys.executable).parent / "py-spy"
-    subprocess.run([str(pyspy), "record", "--pid", str(job.pid), "--format", "raw", "--nonblocking", "--rate", "99",
-                    "--duration", "4", "--output", str(raw)], capture_output=True, check=True, timeout=60)
+    subprocess.run(
+        [
+            str(pyspy),
+            "record",
+            "--pid",
+            str(job.pid),
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--rate",
+            "99",
+            "--duration",
+            "4",
+            "--output",
+            str(raw),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     job.wait(timeout=30)
     reference: Counter[str] = Counter()
     for line in raw.read_text().splitlines():
@@ -138,15 +183,30 @@ def test_whole_tree_is_profiled_and_exit_code_kept(server: Server, tmp_path: Pat
     names = {f["function"] for f in top["functions"]}
     assert {"parent_work", "early_worker", "late_worker"} <= names, names
     _, pids = server.get("/api/v1/labels/pid/values", selector='{service="tree"}', **{"from": str(started)})
-    assert len(pids["values"] if isinstance(pids, dict) else pids) >= 3
+    assert len(pids["values"]) >= 3
 
 
 def test_sigterm_is_forwarded_and_samples_flushed(server: Server, tmp_path: Path) -> None:
     stats = tmp_path / "sig.json"
     proc = subprocess.Popen(
-        [*FLAMEHOUSE, "run", "--collector", server.grpc, "--service", "sig", "--window", "10",
-         "--stats-file", str(stats), "--", sys.executable, str(SCRIPTS / "known_split.py"), "60"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *FLAMEHOUSE,
+            "run",
+            "--collector",
+            server.grpc,
+            "--service",
+            "sig",
+            "--window",
+            "10",
+            "--stats-file",
+            str(stats),
+            "--",
+            sys.executable,
+            str(SCRIPTS / "known_split.py"),
+            "60",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(3)
     proc.terminate()
@@ -159,23 +219,38 @@ def test_cli_query_top_prints_a_table(server: Server, tmp_path: Path) -> None:
     run_profiled(server, tmp_path, "cli", sys.executable, str(SCRIPTS / "known_split.py"), "3")
     out = subprocess.run(
         [*FLAMEHOUSE, "query", "top", "--server", server.url, "--selector", '{service="cli"}', "--from", "now-5m"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     assert "spin_three" in out.stdout and "SELF" in out.stdout
     bad = subprocess.run(
         [*FLAMEHOUSE, "query", "top", "--server", server.url, "--selector", '{service="cli"'],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert bad.returncode == 2 and "position" in bad.stderr
 
 
 def test_errors_store_nothing(server: Server, tmp_path: Path) -> None:
-    env = {**os.environ}
     out = subprocess.run(
-        [*FLAMEHOUSE, "agent", "--collector", server.grpc, "--pid", "4000000", "--service", "ghost",
-         "--stats-file", str(tmp_path / "ghost.json")],
-        capture_output=True, text=True, timeout=30, env=env,
+        [
+            *FLAMEHOUSE,
+            "agent",
+            "--collector",
+            server.grpc,
+            "--pid",
+            "4000000",
+            "--service",
+            "ghost",
+            "--stats-file",
+            str(tmp_path / "ghost.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert out.returncode == 2 and "4000000" in out.stderr
     code, stats = run_profiled(server, tmp_path, "notpython", "sleep", "2")

@@ -41,7 +41,11 @@ def test_samples_decode_back_to_the_rows() -> None:
         frame_idx = batch.stacks.frame_index[start : start + batch.stacks.length[s.stack_index[i]]]
         leaf = strings[batch.frames.function[frame_idx[-1]]]
         decoded.append((s.time[i], s.tid[i], strings[s.thread_name[i]], leaf, s.count[i]))
-    assert decoded == [(1000, 101, "MainThread", "step", 5), (1001, 101, "MainThread", "step", 3), (1001, 102, "loader", "load", 2)]
+    assert decoded == [
+        (1000, 101, "MainThread", "step", 5),
+        (1001, 101, "MainThread", "step", 3),
+        (1001, 102, "loader", "load", 2),
+    ]
     assert list(s.kind) == [ingest_pb2.KIND_CPU] * 3
     assert batch_samples(batch) == 10
 

@@ -24,7 +24,10 @@ def test_environment_labels_are_read() -> None:
 
 def test_service_defaults_to_script_or_module_and_user_labels_win() -> None:
     assert process_labels(["/usr/bin/python3", "-u", "/src/train.py"], {}, LabelConfig())["service"] == "train"
-    assert process_labels(["python", "-m", "torch.distributed.run"], {}, LabelConfig())["service"] == "torch.distributed.run"
+    assert (
+        process_labels(["python", "-m", "torch.distributed.run"], {}, LabelConfig())["service"]
+        == "torch.distributed.run"
+    )
     labels = process_labels(["python", "x.py"], {"RANK": "0"}, LabelConfig(job="j1", extra={"rank": "7", "team": "cv"}))
     assert labels["rank"] == "7" and labels["team"] == "cv" and labels["job"] == "j1"
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +77,24 @@ def test_non_python_process_is_a_clear_error(spawn: Spawn) -> None:
     time.sleep(0.2)
     with pytest.raises(TargetError, match=rf"pid {sleeper.pid}: not a Python process"):
         run_window(config(window=1), info(sleeper.pid), threading.Event())
+
+
+@pytest.mark.skipif(
+    shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs root and setpriv to drop rights"
+)
+def test_missing_ptrace_permission_is_a_clear_error(spawn: Spawn) -> None:
+    """py-spy run as an unprivileged user cannot attach to root's process: the error says how to fix it."""
+    bindir = Path(tempfile.mkdtemp(prefix="flamehouse-nobody-"))
+    try:
+        bindir.chmod(0o755)
+        pyspy = bindir / "py-spy"
+        shutil.copy(find_pyspy(), pyspy)
+        wrapper = bindir / "py-spy-as-nobody"
+        wrapper.write_text(f'#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups {pyspy} "$@"\n')
+        wrapper.chmod(0o755)
+        job = spawn(*python_script("known_split.py", "10"))
+        time.sleep(0.3)
+        with pytest.raises(TargetError, match=rf"pid {job.pid}: no permission to attach \(ptrace\).*CAP_SYS_PTRACE"):
+            run_window(SamplerConfig(pyspy=str(wrapper), window=1), info(job.pid), threading.Event())
+    finally:
+        shutil.rmtree(bindir)

@@ -259,3 +259,43 @@ def test_errors_store_nothing(server: Server, tmp_path: Path) -> None:
     assert status == 200 and top["total_samples"] == 0
     status, body = server.get("/api/v1/top", selector='{service="x", }}')
     assert status == 400 and "position" in body["error"]
+
+
+def test_agent_match_picks_up_new_processes_and_stops_on_sigterm(server: Server, tmp_path: Path, spawn: Spawn) -> None:
+    started = int(time.time()) - 1
+    first = spawn(sys.executable, str(SCRIPTS / "known_split.py"), "30", "agent-match-marker")
+    stats = tmp_path / "agent.json"
+    agent = subprocess.Popen(
+        [
+            *FLAMEHOUSE,
+            "agent",
+            "--collector",
+            server.grpc,
+            "--match",
+            "agent-match-marker",
+            "--service",
+            "matched",
+            "--window",
+            "2",
+            "--rescan",
+            "0.5",
+            "--stats-file",
+            str(stats),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(2.5)
+    second = spawn(sys.executable, str(SCRIPTS / "known_split.py"), "30", "agent-match-marker")
+    time.sleep(4)
+    agent.terminate()
+    _, err = agent.communicate(timeout=40)
+    assert agent.returncode == 0, err.decode()
+    assert first.poll() is None and second.poll() is None  # the agent never touches its targets
+    counters = json.loads(stats.read_text())
+    assert counters["targets_started"] == 2
+    assert counters["samples_acked"] == counters["samples_taken"] > 100
+    _, pids = server.get("/api/v1/labels/pid/values", selector='{service="matched"}', **{"from": str(started)})
+    assert set(pids["values"]) == {str(first.pid), str(second.pid)}
+    _, top = server.get("/api/v1/top", selector='{service="matched"}', **{"from": str(started)})
+    assert top["total_samples"] == counters["samples_taken"]

@@ -1,0 +1,38 @@
+"""Dependency direction (STYLE.md): agent → proto only; ui → collector; nothing imports agent or ui."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imports_of(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+        found[str(path.relative_to(ROOT))] = {n for n in names if n.startswith("flamehouse")}
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "allowed"),
+    [
+        ("agent", ("flamehouse.agent", "flamehouse.proto")),
+        ("collector", ("flamehouse.collector", "flamehouse.proto")),
+        ("ui", ("flamehouse.ui", "flamehouse.collector")),
+        ("proto", ("flamehouse.proto",)),
+    ],
+)
+def test_component_imports_only_what_it_may(package: str, allowed: tuple[str, ...]) -> None:
+    for path, names in imports_of(package).items():
+        bad = {n for n in names if n != "flamehouse" and not n.startswith(allowed)}
+        assert not bad, f"{path} imports {sorted(bad)}"

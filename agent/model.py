@@ -84,3 +84,38 @@ class Window:
     @property
     def samples(self) -> int:
         return sum(r.count for r in self.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuDeviceSample:
+    """One device in one second. Floats the device does not report are ``nan``."""
+
+    #: Unix second.
+    time: int
+    #: NVML device index on this host.
+    index: int
+    uuid: str
+    name: str
+    #: Percent of the second a kernel was running (NVML "gpu" utilisation).
+    sm_util: float
+    #: Percent of the second device memory was read or written.
+    mem_util: float
+    mem_used_bytes: int
+    mem_total_bytes: int
+    power_watts: float
+    temperature_c: float
+    sm_clock_mhz: float
+
+
+@dataclass(frozen=True, slots=True)
+class GpuProcessSample:
+    """One process's use of one device in one second (NVML reports host pids)."""
+
+    time: int
+    pid: int
+    #: Device index and UUID.
+    index: int
+    uuid: str
+    #: Percent SM utilisation attributed to the process; ``nan`` when NVML had no new sample.
+    sm_util: float
+    mem_used_bytes: int

@@ -24,31 +24,35 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66lamehouse/v1/ingest.proto\x12\rflamehouse.v1\"\xf1\x01\n\x05\x42\x61tch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12#\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x14.flamehouse.v1.Agent\x12\x0f\n\x07strings\x18\x03 \x03(\t\x12%\n\x06\x66rames\x18\x04 \x01(\x0b\x32\x15.flamehouse.v1.Frames\x12%\n\x06stacks\x18\x05 \x01(\x0b\x32\x15.flamehouse.v1.Stacks\x12)\n\tprocesses\x18\x06 \x03(\x0b\x32\x16.flamehouse.v1.Process\x12\'\n\x07samples\x18\x07 \x01(\x0b\x32\x16.flamehouse.v1.Samples\"8\n\x05\x41gent\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"B\n\x06\x46rames\x12\n\n\x02id\x18\x01 \x03(\x06\x12\x10\n\x08\x66unction\x18\x02 \x03(\r\x12\x0c\n\x04\x66ile\x18\x03 \x03(\r\x12\x0c\n\x04line\x18\x04 \x03(\r\"9\n\x06Stacks\x12\n\n\x02id\x18\x01 \x03(\x06\x12\x0e\n\x06length\x18\x02 \x03(\r\x12\x13\n\x0b\x66rame_index\x18\x03 \x03(\r\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\r\"r\n\x07Process\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0c\n\x04ppid\x18\x02 \x01(\r\x12\x15\n\rstart_time_ms\x18\x03 \x01(\x03\x12\x0f\n\x07\x63mdline\x18\x04 \x01(\r\x12$\n\x06labels\x18\x05 \x03(\x0b\x32\x14.flamehouse.v1.Label\"\x8d\x01\n\x07Samples\x12\x0c\n\x04time\x18\x01 \x03(\x03\x12\x0b\n\x03pid\x18\x02 \x03(\r\x12\x0b\n\x03tid\x18\x03 \x03(\x04\x12\x13\n\x0bthread_name\x18\x04 \x03(\r\x12\x13\n\x0bstack_index\x18\x05 \x03(\r\x12!\n\x04kind\x18\x06 \x03(\x0e\x32\x13.flamehouse.v1.Kind\x12\r\n\x05\x63ount\x18\x07 \x03(\r\"I\n\x03\x41\x63k\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x04\x12\x0f\n\x07samples\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08*9\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08KIND_CPU\x10\x01\x12\r\n\tKIND_WALL\x10\x02\x32:\n\x06Ingest\x12\x30\n\x04Push\x12\x14.flamehouse.v1.Batch\x1a\x12.flamehouse.v1.Ackb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66lamehouse/v1/ingest.proto\x12\rflamehouse.v1\"\xd5\x02\n\x05\x42\x61tch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12#\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x14.flamehouse.v1.Agent\x12\x0f\n\x07strings\x18\x03 \x03(\t\x12%\n\x06\x66rames\x18\x04 \x01(\x0b\x32\x15.flamehouse.v1.Frames\x12%\n\x06stacks\x18\x05 \x01(\x0b\x32\x15.flamehouse.v1.Stacks\x12)\n\tprocesses\x18\x06 \x03(\x0b\x32\x16.flamehouse.v1.Process\x12\'\n\x07samples\x18\x07 \x01(\x0b\x32\x16.flamehouse.v1.Samples\x12.\n\x0bgpu_devices\x18\x08 \x01(\x0b\x32\x19.flamehouse.v1.GpuDevices\x12\x32\n\rgpu_processes\x18\t \x01(\x0b\x32\x1b.flamehouse.v1.GpuProcesses\"8\n\x05\x41gent\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"B\n\x06\x46rames\x12\n\n\x02id\x18\x01 \x03(\x06\x12\x10\n\x08\x66unction\x18\x02 \x03(\r\x12\x0c\n\x04\x66ile\x18\x03 \x03(\r\x12\x0c\n\x04line\x18\x04 \x03(\r\"9\n\x06Stacks\x12\n\n\x02id\x18\x01 \x03(\x06\x12\x0e\n\x06length\x18\x02 \x03(\r\x12\x13\n\x0b\x66rame_index\x18\x03 \x03(\r\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\r\"r\n\x07Process\x12\x0b\n\x03pid\x18\x01 \x01(\r\x12\x0c\n\x04ppid\x18\x02 \x01(\r\x12\x15\n\rstart_time_ms\x18\x03 \x01(\x03\x12\x0f\n\x07\x63mdline\x18\x04 \x01(\r\x12$\n\x06labels\x18\x05 \x03(\x0b\x32\x14.flamehouse.v1.Label\"\x8d\x01\n\x07Samples\x12\x0c\n\x04time\x18\x01 \x03(\x03\x12\x0b\n\x03pid\x18\x02 \x03(\r\x12\x0b\n\x03tid\x18\x03 \x03(\x04\x12\x13\n\x0bthread_name\x18\x04 \x03(\r\x12\x13\n\x0bstack_index\x18\x05 \x03(\r\x12!\n\x04kind\x18\x06 \x03(\x0e\x32\x13.flamehouse.v1.Kind\x12\r\n\x05\x63ount\x18\x07 \x03(\r\"\xdb\x01\n\nGpuDevices\x12\x0c\n\x04time\x18\x01 \x03(\x03\x12\r\n\x05index\x18\x02 \x03(\r\x12\x0c\n\x04uuid\x18\x03 \x03(\r\x12\x0c\n\x04name\x18\x04 \x03(\r\x12\x0f\n\x07sm_util\x18\x05 \x03(\x02\x12\x10\n\x08mem_util\x18\x06 \x03(\x02\x12\x16\n\x0emem_used_bytes\x18\x07 \x03(\x04\x12\x17\n\x0fmem_total_bytes\x18\x08 \x03(\x04\x12\x13\n\x0bpower_watts\x18\t \x03(\x02\x12\x15\n\rtemperature_c\x18\n \x03(\x02\x12\x14\n\x0csm_clock_mhz\x18\x0b \x03(\x02\"o\n\x0cGpuProcesses\x12\x0c\n\x04time\x18\x01 \x03(\x03\x12\x0b\n\x03pid\x18\x02 \x03(\r\x12\r\n\x05index\x18\x03 \x03(\r\x12\x0c\n\x04uuid\x18\x04 \x03(\r\x12\x0f\n\x07sm_util\x18\x05 \x03(\x02\x12\x16\n\x0emem_used_bytes\x18\x06 \x03(\x04\"I\n\x03\x41\x63k\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x04\x12\x0f\n\x07samples\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08*9\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08KIND_CPU\x10\x01\x12\r\n\tKIND_WALL\x10\x02\x32:\n\x06Ingest\x12\x30\n\x04Push\x12\x14.flamehouse.v1.Batch\x1a\x12.flamehouse.v1.Ackb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'flamehouse.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KIND']._serialized_start=847
-  _globals['_KIND']._serialized_end=904
+  _globals['_KIND']._serialized_start=1282
+  _globals['_KIND']._serialized_end=1339
   _globals['_BATCH']._serialized_start=46
-  _globals['_BATCH']._serialized_end=287
-  _globals['_AGENT']._serialized_start=289
-  _globals['_AGENT']._serialized_end=345
-  _globals['_FRAMES']._serialized_start=347
-  _globals['_FRAMES']._serialized_end=413
-  _globals['_STACKS']._serialized_start=415
-  _globals['_STACKS']._serialized_end=472
-  _globals['_LABEL']._serialized_start=474
-  _globals['_LABEL']._serialized_end=510
-  _globals['_PROCESS']._serialized_start=512
-  _globals['_PROCESS']._serialized_end=626
-  _globals['_SAMPLES']._serialized_start=629
-  _globals['_SAMPLES']._serialized_end=770
-  _globals['_ACK']._serialized_start=772
-  _globals['_ACK']._serialized_end=845
-  _globals['_INGEST']._serialized_start=906
-  _globals['_INGEST']._serialized_end=964
+  _globals['_BATCH']._serialized_end=387
+  _globals['_AGENT']._serialized_start=389
+  _globals['_AGENT']._serialized_end=445
+  _globals['_FRAMES']._serialized_start=447
+  _globals['_FRAMES']._serialized_end=513
+  _globals['_STACKS']._serialized_start=515
+  _globals['_STACKS']._serialized_end=572
+  _globals['_LABEL']._serialized_start=574
+  _globals['_LABEL']._serialized_end=610
+  _globals['_PROCESS']._serialized_start=612
+  _globals['_PROCESS']._serialized_end=726
+  _globals['_SAMPLES']._serialized_start=729
+  _globals['_SAMPLES']._serialized_end=870
+  _globals['_GPUDEVICES']._serialized_start=873
+  _globals['_GPUDEVICES']._serialized_end=1092
+  _globals['_GPUPROCESSES']._serialized_start=1094
+  _globals['_GPUPROCESSES']._serialized_end=1205
+  _globals['_ACK']._serialized_start=1207
+  _globals['_ACK']._serialized_end=1280
+  _globals['_INGEST']._serialized_start=1341
+  _globals['_INGEST']._serialized_end=1399
 # @@protoc_insertion_point(module_scope)

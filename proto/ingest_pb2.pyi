@@ -17,7 +17,7 @@ KIND_CPU: Kind
 KIND_WALL: Kind
 
 class Batch(_message.Message):
-    __slots__ = ("batch_id", "agent", "strings", "frames", "stacks", "processes", "samples")
+    __slots__ = ("batch_id", "agent", "strings", "frames", "stacks", "processes", "samples", "gpu_devices", "gpu_processes")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     STRINGS_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,8 @@ class Batch(_message.Message):
     STACKS_FIELD_NUMBER: _ClassVar[int]
     PROCESSES_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    GPU_DEVICES_FIELD_NUMBER: _ClassVar[int]
+    GPU_PROCESSES_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     agent: Agent
     strings: _containers.RepeatedScalarFieldContainer[str]
@@ -32,7 +34,9 @@ class Batch(_message.Message):
     stacks: Stacks
     processes: _containers.RepeatedCompositeFieldContainer[Process]
     samples: Samples
-    def __init__(self, batch_id: _Optional[str] = ..., agent: _Optional[_Union[Agent, _Mapping]] = ..., strings: _Optional[_Iterable[str]] = ..., frames: _Optional[_Union[Frames, _Mapping]] = ..., stacks: _Optional[_Union[Stacks, _Mapping]] = ..., processes: _Optional[_Iterable[_Union[Process, _Mapping]]] = ..., samples: _Optional[_Union[Samples, _Mapping]] = ...) -> None: ...
+    gpu_devices: GpuDevices
+    gpu_processes: GpuProcesses
+    def __init__(self, batch_id: _Optional[str] = ..., agent: _Optional[_Union[Agent, _Mapping]] = ..., strings: _Optional[_Iterable[str]] = ..., frames: _Optional[_Union[Frames, _Mapping]] = ..., stacks: _Optional[_Union[Stacks, _Mapping]] = ..., processes: _Optional[_Iterable[_Union[Process, _Mapping]]] = ..., samples: _Optional[_Union[Samples, _Mapping]] = ..., gpu_devices: _Optional[_Union[GpuDevices, _Mapping]] = ..., gpu_processes: _Optional[_Union[GpuProcesses, _Mapping]] = ...) -> None: ...
 
 class Agent(_message.Message):
     __slots__ = ("agent_id", "host", "version")
@@ -105,6 +109,48 @@ class Samples(_message.Message):
     kind: _containers.RepeatedScalarFieldContainer[Kind]
     count: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, time: _Optional[_Iterable[int]] = ..., pid: _Optional[_Iterable[int]] = ..., tid: _Optional[_Iterable[int]] = ..., thread_name: _Optional[_Iterable[int]] = ..., stack_index: _Optional[_Iterable[int]] = ..., kind: _Optional[_Iterable[_Union[Kind, str]]] = ..., count: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GpuDevices(_message.Message):
+    __slots__ = ("time", "index", "uuid", "name", "sm_util", "mem_util", "mem_used_bytes", "mem_total_bytes", "power_watts", "temperature_c", "sm_clock_mhz")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SM_UTIL_FIELD_NUMBER: _ClassVar[int]
+    MEM_UTIL_FIELD_NUMBER: _ClassVar[int]
+    MEM_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEM_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    POWER_WATTS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_C_FIELD_NUMBER: _ClassVar[int]
+    SM_CLOCK_MHZ_FIELD_NUMBER: _ClassVar[int]
+    time: _containers.RepeatedScalarFieldContainer[int]
+    index: _containers.RepeatedScalarFieldContainer[int]
+    uuid: _containers.RepeatedScalarFieldContainer[int]
+    name: _containers.RepeatedScalarFieldContainer[int]
+    sm_util: _containers.RepeatedScalarFieldContainer[float]
+    mem_util: _containers.RepeatedScalarFieldContainer[float]
+    mem_used_bytes: _containers.RepeatedScalarFieldContainer[int]
+    mem_total_bytes: _containers.RepeatedScalarFieldContainer[int]
+    power_watts: _containers.RepeatedScalarFieldContainer[float]
+    temperature_c: _containers.RepeatedScalarFieldContainer[float]
+    sm_clock_mhz: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, time: _Optional[_Iterable[int]] = ..., index: _Optional[_Iterable[int]] = ..., uuid: _Optional[_Iterable[int]] = ..., name: _Optional[_Iterable[int]] = ..., sm_util: _Optional[_Iterable[float]] = ..., mem_util: _Optional[_Iterable[float]] = ..., mem_used_bytes: _Optional[_Iterable[int]] = ..., mem_total_bytes: _Optional[_Iterable[int]] = ..., power_watts: _Optional[_Iterable[float]] = ..., temperature_c: _Optional[_Iterable[float]] = ..., sm_clock_mhz: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class GpuProcesses(_message.Message):
+    __slots__ = ("time", "pid", "index", "uuid", "sm_util", "mem_used_bytes")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    SM_UTIL_FIELD_NUMBER: _ClassVar[int]
+    MEM_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    time: _containers.RepeatedScalarFieldContainer[int]
+    pid: _containers.RepeatedScalarFieldContainer[int]
+    index: _containers.RepeatedScalarFieldContainer[int]
+    uuid: _containers.RepeatedScalarFieldContainer[int]
+    sm_util: _containers.RepeatedScalarFieldContainer[float]
+    mem_used_bytes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, time: _Optional[_Iterable[int]] = ..., pid: _Optional[_Iterable[int]] = ..., index: _Optional[_Iterable[int]] = ..., uuid: _Optional[_Iterable[int]] = ..., sm_util: _Optional[_Iterable[float]] = ..., mem_used_bytes: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("batch_id", "rows", "samples", "duplicate")

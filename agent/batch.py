@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flamehouse import __version__
-from flamehouse.agent.model import Frame, Kind, ProcessInfo, SampleRow
+from flamehouse.agent.model import Frame, GpuDeviceSample, GpuProcessSample, Kind, ProcessInfo, SampleRow
 from flamehouse.proto import ids, ingest_pb2
 
 _KINDS = {Kind.CPU: ingest_pb2.KIND_CPU, Kind.WALL: ingest_pb2.KIND_WALL}
@@ -106,6 +106,40 @@ def encode(
         cols.stack_index.append(builder.stack(row.stack))
         cols.kind.append(_KINDS[row.kind])
         cols.count.append(row.count)
+    return batch
+
+
+def encode_gpu(
+    devices: Iterable[GpuDeviceSample],
+    processes: Iterable[GpuProcessSample],
+    agent: AgentIdentity,
+    batch_id: str | None = None,
+) -> ingest_pb2.Batch:
+    """One wire batch holding GPU metrics of this host (and no stack samples)."""
+    batch = ingest_pb2.Batch(batch_id=batch_id or new_batch_id())
+    batch.agent.agent_id, batch.agent.host, batch.agent.version = agent.agent_id, agent.host, agent.version
+    builder = _Builder(batch)
+    dev = batch.gpu_devices
+    for d in devices:
+        dev.time.append(d.time)
+        dev.index.append(d.index)
+        dev.uuid.append(builder.string(d.uuid))
+        dev.name.append(builder.string(d.name))
+        dev.sm_util.append(d.sm_util)
+        dev.mem_util.append(d.mem_util)
+        dev.mem_used_bytes.append(d.mem_used_bytes)
+        dev.mem_total_bytes.append(d.mem_total_bytes)
+        dev.power_watts.append(d.power_watts)
+        dev.temperature_c.append(d.temperature_c)
+        dev.sm_clock_mhz.append(d.sm_clock_mhz)
+    proc = batch.gpu_processes
+    for p in processes:
+        proc.time.append(p.time)
+        proc.pid.append(p.pid)
+        proc.index.append(p.index)
+        proc.uuid.append(builder.string(p.uuid))
+        proc.sm_util.append(p.sm_util)
+        proc.mem_used_bytes.append(p.mem_used_bytes)
     return batch
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, fields
 import psutil
 
 from flamehouse.agent import TargetError
-from flamehouse.agent.batch import AgentIdentity, encode
-from flamehouse.agent.model import ProcessInfo, Window
+from flamehouse.agent.batch import AgentIdentity, encode, encode_gpu
+from flamehouse.agent.gpu import GpuSource
+from flamehouse.agent.model import GpuDeviceSample, GpuProcessSample, ProcessInfo, Window
 from flamehouse.agent.sampler import SamplerConfig, pid_alive, run_window
 from flamehouse.agent.shipper import Shipper
 from flamehouse.agent.targets import LabelConfig, describe, is_python
@@ -41,6 +42,8 @@ class SamplingCounters:
     sampling_errors: int = 0
     targets_started: int = 0
     targets_failed: int = 0
+    gpu_device_samples: int = 0
+    gpu_process_samples: int = 0
 
     def snapshot(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -58,9 +61,12 @@ class Profiler:
         identity: AgentIdentity,
         *,
         rescan: float = 2.0,
+        gpu: GpuSource | None = None,
     ) -> None:
         self.sampler, self.labels, self.discover = sampler, labels, discover
         self.shipper, self.identity, self.rescan = shipper, identity, rescan
+        self.gpu = gpu
+        self._gpu_thread: threading.Thread | None = None
         self.counters = SamplingCounters()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -94,6 +100,9 @@ class Profiler:
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Scans until stopped (or ``until()`` is true): quickly at first, then every ``rescan`` s."""
         next_scan, delay = 0.0, 0.1
+        if self.gpu is not None and self._gpu_thread is None:
+            self._gpu_thread = threading.Thread(target=self._gpu_loop, args=(self.gpu,), name="gpu", daemon=True)
+            self._gpu_thread.start()
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_scan:
@@ -107,7 +116,7 @@ class Profiler:
         """Ends every window now (py-spy writes what it has) and waits for the samplers."""
         self._stop.set()
         deadline = time.monotonic() + timeout
-        for thread in list(self._threads.values()):
+        for thread in [*self._threads.values(), *([self._gpu_thread] if self._gpu_thread else [])]:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def active(self) -> int:
@@ -130,6 +139,33 @@ class Profiler:
             if window.note == "target exited" or not pid_alive(info.pid):
                 log.info("target exited pid=%d", info.pid)
                 return
+
+    def _gpu_loop(self, source: GpuSource) -> None:
+        """Polls the GPU source every second; ships what it read once per window and at stop."""
+        devices: list[GpuDeviceSample] = []
+        processes: list[GpuProcessSample] = []
+        next_ship = time.monotonic() + self.sampler.window
+        try:
+            while True:
+                stopping = self._stop.wait(1.0 - time.time() % 1.0 + 0.01)  # just after each second starts
+                try:
+                    reading = source.poll(time.time())
+                except Exception:  # a broken source must not end stack sampling
+                    log.exception("GPU source %s failed; no more GPU data", source.name)
+                    return
+                devices.extend(reading.devices)
+                processes.extend(reading.processes)
+                if (stopping or time.monotonic() >= next_ship) and (devices or processes):
+                    self.shipper.submit(encode_gpu(devices, processes, self.identity))
+                    with self._lock:
+                        self.counters.gpu_device_samples += len(devices)
+                        self.counters.gpu_process_samples += len(processes)
+                    devices, processes = [], []
+                    next_ship = time.monotonic() + self.sampler.window
+                if stopping:
+                    return
+        finally:
+            source.close()
 
     def _ship(self, window: Window) -> None:
         with self._lock:

@@ -35,6 +35,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from flamehouse.collector import InvalidBatch, StoreError
+from flamehouse.collector.gpu_batch import GpuColumns, decode_gpu
 from flamehouse.collector.store import Store
 from flamehouse.collector.validate import MAX_BATCH_ID_CHARS, DecodedBatch, IngestLimits, validate
 from flamehouse.proto import ingest_pb2
@@ -66,6 +67,8 @@ class IngestCounters:
     rows_stored: int = 0
     #: py-spy samples (sum of counts) written.
     samples_stored: int = 0
+    #: GPU device and per-process rows written.
+    gpu_rows_stored: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **deltas: int) -> None:
@@ -166,6 +169,13 @@ SAMPLE_COLUMNS = (
 )  # fmt: skip
 
 
+GPU_DEVICE_COLUMNS = (
+    "ts", "host", "gpu_index", "gpu_uuid", "gpu_name", "sm_util", "mem_util", "mem_used", "mem_total",
+    "power_w", "temperature_c", "sm_clock_mhz", "batch_id",
+)  # fmt: skip
+GPU_PROCESS_COLUMNS = ("ts", "host", "pid", "gpu_index", "gpu_uuid", "sm_util", "mem_used", "batch_id")
+
+
 class Ingestor:
     """Validates pushed batches and writes them to the store, at most once per ``batch_id``."""
 
@@ -205,6 +215,7 @@ class Ingestor:
         now = self._clock()
         try:
             decoded = validate(batch, self.limits, now=now, ttl_days=self.store.config.ttl_days)
+            gpu = decode_gpu(batch, self.limits, now=now, ttl_days=self.store.config.ttl_days)
         except InvalidBatch as exc:
             self.counters.add(batches_rejected=1)
             _warn_throttled(
@@ -217,12 +228,15 @@ class Ingestor:
             raise
         try:
             self._write(decoded, int(now))
+            self._write_gpu(gpu, batch.agent.host, bid)
         except StoreError as exc:
             self.counters.add(batches_failed=1)
             _warn_throttled(self._failure_log, "batch not stored batch_id=%s error=%s", bid, exc)
             raise
         self._recent.add(bid)
-        self.counters.add(batches_stored=1, rows_stored=decoded.rows, samples_stored=decoded.sample_total)
+        self.counters.add(
+            batches_stored=1, rows_stored=decoded.rows, samples_stored=decoded.sample_total, gpu_rows_stored=gpu.rows
+        )
         log.debug("batch stored batch_id=%s rows=%d samples=%d", bid, decoded.rows, decoded.sample_total)
         return ingest_pb2.Ack(batch_id=bid, rows=decoded.rows, samples=decoded.sample_total, duplicate=False)
 
@@ -241,6 +255,21 @@ class Ingestor:
             self.store.insert("processes", PROCESS_COLUMNS, _process_columns(batch, now))
         if batch.rows:
             self.store.insert("samples", SAMPLE_COLUMNS, _sample_columns(batch), dedup_token=batch.batch_id)
+
+    def _write_gpu(self, gpu: GpuColumns, host: str, batch_id: str) -> None:
+        """Inserts GPU rows, deduplicated by ``batch_id`` like the samples."""
+        dev, proc = gpu.devices, gpu.processes
+        if dev.time:
+            hosts, bids = [host] * len(dev.time), [batch_id] * len(dev.time)
+            columns = (
+                dev.time, hosts, dev.index, dev.uuid, dev.name, dev.sm_util, dev.mem_util, dev.mem_used,
+                dev.mem_total, dev.power_w, dev.temperature_c, dev.sm_clock_mhz, bids,
+            )  # fmt: skip
+            self.store.insert("gpu_devices", GPU_DEVICE_COLUMNS, columns, dedup_token=batch_id)
+        if proc.time:
+            hosts, bids = [host] * len(proc.time), [batch_id] * len(proc.time)
+            pcolumns = (proc.time, hosts, proc.pid, proc.index, proc.uuid, proc.sm_util, proc.mem_used, bids)
+            self.store.insert("gpu_processes", GPU_PROCESS_COLUMNS, pcolumns, dedup_token=batch_id)
 
 
 def _warn_throttled(throttle: Throttle, message: str, *args: object) -> None:

@@ -167,7 +167,7 @@ def _check_strings(table: Sequence[str], limits: IngestLimits) -> list[str]:
     return strings
 
 
-def _check_lengths(message: str, columns: Mapping[str, Sequence[Any]]) -> int:
+def check_lengths(message: str, columns: Mapping[str, Sequence[Any]]) -> int:
     sizes = {name: len(col) for name, col in columns.items()}
     if len(set(sizes.values())) > 1:
         listed = ", ".join(f"{name}={size}" for name, size in sizes.items())
@@ -175,21 +175,21 @@ def _check_lengths(message: str, columns: Mapping[str, Sequence[Any]]) -> int:
     return next(iter(sizes.values()), 0)
 
 
-def _check_index(column: Sequence[int], size: int, name: str, noun: str) -> None:
+def check_index(column: Sequence[int], size: int, name: str, noun: str) -> None:
     if column and max(column) >= size:
         i = next(i for i, v in enumerate(column) if v >= size)
         raise InvalidBatch(f"{name}[{i}]={column[i]} is out of range: the batch has {size} {noun}")
 
 
-def _first(column: Sequence[Any], bad: Callable[[Any], bool]) -> int:
+def first_bad(column: Sequence[Any], bad: Callable[[Any], bool]) -> int:
     return next(i for i, v in enumerate(column) if bad(v))
 
 
 def _decode_frames(wire: ingest_pb2.Frames, strings: list[str]) -> FrameColumns:
     frame_id, fn_index, file_index, line = (list(c) for c in (wire.id, wire.function, wire.file, wire.line))
-    _check_lengths("frames", {"id": frame_id, "function": fn_index, "file": file_index, "line": line})
-    _check_index(fn_index, len(strings), "frames.function", "strings")
-    _check_index(file_index, len(strings), "frames.file", "strings")
+    check_lengths("frames", {"id": frame_id, "function": fn_index, "file": file_index, "line": line})
+    check_index(fn_index, len(strings), "frames.function", "strings")
+    check_index(file_index, len(strings), "frames.file", "strings")
     function = [strings[i] for i in fn_index]
     file = [strings[i] for i in file_index]
     for i, (fid, fn, fl, ln) in enumerate(zip(frame_id, function, file, line, strict=True)):
@@ -205,17 +205,17 @@ def _decode_frames(wire: ingest_pb2.Frames, strings: list[str]) -> FrameColumns:
 
 def _decode_stacks(wire: ingest_pb2.Stacks, frames: FrameColumns, limits: IngestLimits) -> StackColumns:
     stack_id, length, frame_index = list(wire.id), list(wire.length), list(wire.frame_index)
-    _check_lengths("stacks", {"id": stack_id, "length": length})
+    check_lengths("stacks", {"id": stack_id, "length": length})
     deepest = limits.max_frames_per_stack
     if length and (min(length) < 1 or max(length) > deepest):
-        i = _first(length, lambda v: not 1 <= v <= deepest)
+        i = first_bad(length, lambda v: not 1 <= v <= deepest)
         raise InvalidBatch(f"stacks.length[{i}]={length[i]} must be between 1 and {deepest} frames")
     if sum(length) != len(frame_index):
         raise InvalidBatch(
             f"stacks.length sums to {sum(length)} but stacks.frame_index has {len(frame_index)} entries: "
             "stack i owns the next length[i] entries of frame_index"
         )
-    _check_index(frame_index, len(frames.frame_id), "stacks.frame_index", "frames")
+    check_index(frame_index, len(frames.frame_id), "stacks.frame_index", "frames")
     frame_ids: list[tuple[int, ...]] = []
     function_ids: list[tuple[int, ...]] = []
     offset = 0
@@ -246,7 +246,7 @@ def _decode_processes(
         seen[proc.pid] = i
         if not 0 <= proc.start_time_ms <= latest_ms:
             raise InvalidBatch(f"{where}.start_time_ms={proc.start_time_ms} is not a past unix time in milliseconds")
-        _check_index([proc.cmdline], len(strings), f"processes[{i}].cmdline", "strings")
+        check_index([proc.cmdline], len(strings), f"processes[{i}].cmdline", "strings")
         labels = _decode_labels(proc, where, strings, limits)
         decoded.append(
             ProcessInfo(
@@ -269,7 +269,7 @@ def _decode_labels(proc: ingest_pb2.Process, where: str, strings: list[str], lim
         raise InvalidBatch(f"{where} has {len(proc.labels)} labels, over the limit of {limits.max_labels_per_process}")
     labels: dict[str, str] = {}
     for j, label in enumerate(proc.labels):
-        _check_index([label.name, label.value], len(strings), f"{where}.labels[{j}].name/value", "strings")
+        check_index([label.name, label.value], len(strings), f"{where}.labels[{j}].name/value", "strings")
         name = strings[label.name]
         if not LABEL_NAME.match(name):
             raise InvalidBatch(f"{where}.labels[{j}] name {name!r} must match {LABEL_NAME.pattern}")
@@ -293,25 +293,25 @@ def _decode_samples(
 ) -> SampleColumns:
     cols = {name: list(getattr(wire, name)) for name in ("time", "pid", "tid", "thread_name", "stack_index")}
     cols |= {"kind": list(wire.kind), "count": list(wire.count)}
-    rows = _check_lengths("samples", cols)
+    rows = check_lengths("samples", cols)
     if rows > limits.max_rows:
         raise InvalidBatch(f"samples has {rows} rows, over the limit of {limits.max_rows}: send smaller batches")
-    _check_index(cols["thread_name"], len(strings), "samples.thread_name", "strings")
-    _check_index(cols["stack_index"], len(stacks.stack_id), "samples.stack_index", "stacks")
+    check_index(cols["thread_name"], len(strings), "samples.thread_name", "strings")
+    check_index(cols["stack_index"], len(stacks.stack_id), "samples.stack_index", "stacks")
     kind, count, pid, ts = cols["kind"], cols["count"], cols["pid"], cols["time"]
     if not set(kind) <= KINDS:
-        i = _first(kind, lambda v: v not in KINDS)
+        i = first_bad(kind, lambda v: v not in KINDS)
         raise InvalidBatch(f"samples.kind[{i}]={kind[i]} must be KIND_CPU (1) or KIND_WALL (2)")
     if count and min(count) < 1:
-        i = _first(count, lambda v: v < 1)
+        i = first_bad(count, lambda v: v < 1)
         raise InvalidBatch(f"samples.count[{i}]={count[i]} must be >= 1: drop rows without samples")
     known = {p.pid for p in processes}
     if not set(pid) <= known:
-        i = _first(pid, lambda v: v not in known)
+        i = first_bad(pid, lambda v: v not in known)
         raise InvalidBatch(f"samples.pid[{i}]={pid[i]} is not in processes: send a Process for every sampled pid")
     lo, hi = int(now) - ttl_days * _DAY_S, int(now) + limits.max_clock_skew_s
     if ts and (min(ts) < lo or max(ts) > hi):
-        i = _first(ts, lambda v: not lo <= v <= hi)
+        i = first_bad(ts, lambda v: not lo <= v <= hi)
         raise InvalidBatch(
             f"samples.time[{i}]={ts[i]} is outside [{lo}, {hi}] (the last {ttl_days} days up to "
             f"{limits.max_clock_skew_s} s ahead): send unix seconds and check the agent's clock"

@@ -87,6 +87,12 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--blocking", action="store_true", help="pause the target per sample (slower, exact)")
     s.add_argument("--idle", action="store_true", help="include idle threads (wall-clock profile)")
     s.add_argument("--rescan", type=float, default=2.0, help="seconds between scans for new processes")
+    s.add_argument(
+        "--gpu",
+        default=os.environ.get("FLAMEHOUSE_GPU", "auto"),
+        help="GPU metrics source: auto (NVML if a GPU is found), nvml, none, or replay:FILE "
+        "(JSON lines or nvidia-smi CSV, followed as it grows) (default: auto)",
+    )
     p.add_argument("--stats-file", help="write the agent's counters as JSON here on exit")
 
 

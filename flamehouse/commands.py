@@ -17,6 +17,7 @@ from types import FrameType
 from flamehouse import serve
 from flamehouse.agent import AgentError
 from flamehouse.agent.batch import AgentIdentity
+from flamehouse.agent.gpu import open_gpu_source
 from flamehouse.agent.launcher import launch, supervise
 from flamehouse.agent.profiler import Discover, Profiler
 from flamehouse.agent.sampler import SamplerConfig, find_pyspy
@@ -55,13 +56,20 @@ def make_profiler(args: argparse.Namespace, discover: Discover) -> Profiler:
     if not re.match(r"^[^:\s]+:\d+$", args.collector):
         raise UsageError(f"--collector {args.collector!r} must look like 127.0.0.1:7070")
     labels = LabelConfig(service=args.service, job=args.job, extra=extra)
+    try:
+        gpu = open_gpu_source(args.gpu)
+    except AgentError as err:
+        raise UsageError(str(err)) from err
     shipper = Shipper(ShipperConfig(target=args.collector, token=args.token))
-    return Profiler(sampler, labels, discover, shipper, AgentIdentity.local(args.host), rescan=args.rescan)
+    identity = AgentIdentity.local(args.host)
+    return Profiler(sampler, labels, discover, shipper, identity, rescan=args.rescan, gpu=gpu)
 
 
 def finish(profiler: Profiler, args: argparse.Namespace) -> dict[str, int]:
     """Closes the shipper, logs the counters, writes ``--stats-file``; returns the counters."""
     stats = {**profiler.counters.snapshot(), **profiler.shipper.close()}
+    if profiler.gpu is not None:
+        stats |= {f"gpu_source_{k}": v for k, v in profiler.gpu.counters.snapshot().items()}
     log.info("agent stopped %s", " ".join(f"{k}={v}" for k, v in stats.items()))
     if args.stats_file:
         Path(args.stats_file).write_text(json.dumps(stats, indent=2) + "\n")

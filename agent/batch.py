@@ -41,8 +41,11 @@ def new_batch_id() -> str:
 
 
 class _Builder:
-    def __init__(self, batch: ingest_pb2.Batch) -> None:
-        self.batch = batch
+    """Fills one batch, interning strings, frames and stacks."""
+
+    def __init__(self, agent: AgentIdentity, batch_id: str | None) -> None:
+        batch = self.batch = ingest_pb2.Batch(batch_id=batch_id or new_batch_id())
+        batch.agent.agent_id, batch.agent.host, batch.agent.version = agent.agent_id, agent.host, agent.version
         self.strings: dict[str, int] = {"": 0}
         batch.strings.append("")
         self.frames: dict[Frame, int] = {}
@@ -92,9 +95,8 @@ def encode(
     batch_id: str | None = None,
 ) -> ingest_pb2.Batch:
     """One wire batch holding ``rows``; every row's pid must be among ``processes``."""
-    batch = ingest_pb2.Batch(batch_id=batch_id or new_batch_id())
-    batch.agent.agent_id, batch.agent.host, batch.agent.version = agent.agent_id, agent.host, agent.version
-    builder = _Builder(batch)
+    builder = _Builder(agent, batch_id)
+    batch = builder.batch
     for info in processes:
         builder.process(info)
     cols = batch.samples
@@ -116,9 +118,8 @@ def encode_gpu(
     batch_id: str | None = None,
 ) -> ingest_pb2.Batch:
     """One wire batch holding GPU metrics of this host (and no stack samples)."""
-    batch = ingest_pb2.Batch(batch_id=batch_id or new_batch_id())
-    batch.agent.agent_id, batch.agent.host, batch.agent.version = agent.agent_id, agent.host, agent.version
-    builder = _Builder(batch)
+    builder = _Builder(agent, batch_id)
+    batch = builder.batch
     dev = batch.gpu_devices
     for d in devices:
         dev.time.append(d.time)

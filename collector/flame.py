@@ -72,17 +72,18 @@ def names_sql(db: str) -> str:
 
 
 def stacks_sql(db: str) -> str:
-    """The stored stacks used by a ``counts`` CTE, one row per ``stack_id``."""
+    """The stored stacks named by a ``stack_ids`` CTE, one row per ``stack_id``."""
     return (
         f"SELECT stack_id, any(function_ids) AS fids FROM {db}.stacks "
-        "WHERE stack_id IN (SELECT stack_id FROM counts) GROUP BY stack_id"
+        "WHERE stack_id IN (SELECT stack_id FROM stack_ids) GROUP BY stack_id"
     )
 
 
 def flame_sql(db: str, counts: str) -> str:
-    """The node rows ``(node, parent, depth, name, file, self, total)``.
+    """The node rows ``(node, parent, depth, name, file, self, total, total_samples)``.
 
-    ``counts`` is the CTE list ending in ``counts AS (SELECT stack_id, n ...)``.
+    ``counts`` is the CTE list from :func:`flamehouse.collector.gpu_state.counts_ctes`
+    (``counts (stack_id, n)`` and ``stack_ids``).
     A node is a path prefix. Its key is a running sum (mod 2**64) of
     position-salted hashes of the function ids, so every prefix key costs
     O(1): ``keys[d]`` for the node at depth d, ``keys[d-1]`` (0 for the root)
@@ -92,9 +93,9 @@ def flame_sql(db: str, counts: str) -> str:
 WITH {counts},
 nodes AS (
     SELECT node, any(parent) AS parent, any(fid) AS fid, any(d) AS depth,
-           sum(n) AS total, sumIf(n, d = len) AS self
+           sum(n) AS total, sumIf(n, d = len) AS self, any(grand) AS grand
     FROM (
-        SELECT c.n AS n, length(s.fids) AS len, arraySlice(s.fids, 1, {{max_depth:UInt32}}) AS path,
+        SELECT c.n AS n, c.grand AS grand, length(s.fids) AS len, arraySlice(s.fids, 1, {{max_depth:UInt32}}) AS path,
                arrayCumSum(arrayMap((f, i) -> sipHash64(f, i), path, arrayEnumerate(path))) AS keys
         FROM counts AS c INNER JOIN ({stacks_sql(db)}) AS s ON s.stack_id = c.stack_id
     )
@@ -108,7 +109,7 @@ nodes AS (
     LIMIT {{max_nodes:UInt32}}
 )
 SELECT t.node, t.parent, t.depth, if(f.function = '', concat('<unknown ', hex(t.fid), '>'), f.function), f.file,
-       t.self, t.total
+       t.self, t.total, t.grand
 FROM nodes AS t LEFT JOIN ({names_sql(db)}) AS f ON f.function_id = t.fid
 """
 

@@ -108,13 +108,15 @@ def _metric_sql(column: str) -> str:
     return f"round(avgIf({column}, isFinite({column})), 3) AS {column}"
 
 
-def _series_sql(table: str, keys: str, labels: str, metrics: tuple[str, ...], where: str) -> str:
-    """One row per ``keys``: ``labels`` then an array of ``(bucket, metric...)`` tuples sorted by bucket."""
+def _series_sql(table: str, keys: str, metrics: tuple[str, ...], where: str, *, named: bool) -> str:
+    """One row per ``keys``: (with ``named``) uuid and name, then ``(bucket, metric...)`` tuples by bucket."""
     columns = ", ".join(_metric_sql(m) for m in metrics)
+    names = ", any(gpu_uuid) AS uuid, any(gpu_name) AS name" if named else ""
+    outer = ", any(uuid), any(name)" if named else ""
     return f"""
-SELECT {keys}{labels}, arraySort(groupArray(({", ".join(("b", *metrics))}))) AS points
+SELECT {keys}{outer}, arraySort(groupArray(({", ".join(("b", *metrics))}))) AS points
 FROM (
-    SELECT {keys}, {_BUCKET} AS b, any(gpu_uuid) AS uuid{", any(gpu_name) AS name" if labels else ""}, {columns}
+    SELECT {keys}, {_BUCKET} AS b{names}, {columns}
     FROM {table} WHERE {_RANGE} AND {where}
     GROUP BY {keys}, b
 )
@@ -130,37 +132,38 @@ def _columns(points: list[tuple[Any, ...]], metrics: tuple[str, ...]) -> Series:
     return {name: list(values) for name, values in zip(names, zip(*points, strict=True), strict=True)}
 
 
+def _scope(db: str, where: SampleFilter, step: int) -> tuple[str, str, str, dict[str, Any]]:
+    """``(WITH prefix, device filter, process filter, params)`` for the devices a selector picks."""
+    if where.everything:
+        return "", "1", "1", {"t_from": where.start, "t_to": where.end, "step": step}
+    return (
+        f"WITH {procs_cte(db, where.sql)}, {gpu_set_ctes(db)}, {_USED}",
+        "(host, gpu_index) IN (SELECT host, gpu_index FROM used)",
+        "(host, pid) IN (SELECT host, pid FROM procs)",
+        {**where.params, "step": step},
+    )
+
+
 def query_gpu(store: Store, where: SampleFilter, step: int | None) -> GpuResult:
     """Device and process GPU series for the selected processes (every device for an empty selector)."""
     step = choose_step(where.start, where.end, step)
     started = time.perf_counter()
     db = store.db
-    if where.everything:
-        prefix, device_where, process_where = "", "1", "1"
-        params: dict[str, Any] = {"t_from": where.start, "t_to": where.end, "step": step}
-    else:
-        prefix = f"WITH {procs_cte(db, where.sql)}, {gpu_set_ctes(db)}, {_USED}"
-        device_where = "(host, gpu_index) IN (SELECT host, gpu_index FROM used)"
-        process_where = "(host, pid) IN (SELECT host, pid FROM procs)"
-        params = {**where.params, "step": step}
-    keys = "host, gpu_index"
-    device_sql = _series_sql(f"{db}.gpu_devices", keys, ", any(uuid), any(name)", DEVICE_METRICS, device_where)
+    prefix, device_where, process_where, params = _scope(db, where, step)
+    device_sql = _series_sql(f"{db}.gpu_devices", "host, gpu_index", DEVICE_METRICS, device_where, named=True)
     devices = tuple(
         {"host": str(r[0]), "index": int(r[1]), "uuid": str(r[2]), "name": str(r[3]),
          "series": _columns(r[4], DEVICE_METRICS)}
         for r in store.query(prefix + device_sql, params)
     )  # fmt: skip
-    process_sql = _series_sql(f"{db}.gpu_processes", "host, pid, gpu_index", "", PROCESS_METRICS, process_where)
+    keys = "host, pid, gpu_index"
+    process_sql = _series_sql(f"{db}.gpu_processes", keys, PROCESS_METRICS, process_where, named=False)
     processes = tuple(
         {"host": str(r[0]), "pid": int(r[1]), "index": int(r[2]), "series": _columns(r[3], PROCESS_METRICS)}
         for r in store.query(prefix + process_sql, params)
     )
-    log.debug(
-        "query gpu devices=%d processes=%d elapsed_ms=%.1f",
-        len(devices),
-        len(processes),
-        (time.perf_counter() - started) * 1e3,
-    )
+    elapsed_ms = (time.perf_counter() - started) * 1e3
+    log.debug("query gpu devices=%d processes=%d elapsed_ms=%.1f", len(devices), len(processes), elapsed_ms)
     return GpuResult(step, devices, processes)
 
 

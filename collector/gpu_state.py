@@ -5,9 +5,10 @@ selected samples and evaluated entirely in ClickHouse:
 
 1. **GPU set**: the device indexes seen for that pid in ``gpu_processes``
    within the query range (NVML's own per-process data); else the devices
-   named by the sample's ``cuda_visible_devices`` label (comma-separated
+   named by the process's ``cuda_visible_devices`` label (comma-separated
    indexes, or GPU UUIDs matching ``gpu_devices.gpu_uuid`` on that host;
-   entries that are neither are ignored); else every GPU of the host seen in
+   entries that are neither are ignored; one value per process, as its
+   environment does not change); else every GPU of the host seen in
    ``gpu_devices`` within the range. Indexes in ``CUDA_VISIBLE_DEVICES`` are
    taken as NVML indexes, which holds when ``CUDA_DEVICE_ORDER=PCI_BUS_ID``
    or when all GPUs of the host are alike; UUIDs are exact either way.
@@ -16,13 +17,16 @@ selected samples and evaluated entirely in ClickHouse:
    ``(host, ts)``; else ``idle`` when the mean ``sm_util`` of those GPUs is
    below the threshold (``gpu_idle_below``, percent, default 10); else ``busy``.
 
-SQL plan (:func:`classified_ctes`): ``sel`` (selected sample rows summed per
-second, process and stack) → ``procs`` (distinct processes) → ``gpu_sets``
-(one ``Array(UInt16)`` per process, from ``nvml``/label/``host_gpus``) and
-``dev_sec`` (one row per host and second: parallel arrays of GPU indexes and
-``sm_util``, NULL as NaN) → ``classified``: ``sel`` LEFT JOIN both (1:1 joins),
-the mean over the set's indexes computed with array functions. No per-row work
-happens in Python.
+SQL plan (:func:`classified_ctes`): ``procs`` (the selected processes and
+their label) → ``gpu_sets`` (one ``Array(UInt16)`` per process, from ``nvml``,
+the label or ``host_gpus``) and ``dev_sec`` (one row per host and second:
+parallel arrays of GPU indexes and ``sm_util``, NULL as NaN) → ``classified``:
+the selected sample rows LEFT JOIN both (each a 1:1 match), the mean over the
+set's indexes computed with array functions. No per-row work happens in
+Python. ClickHouse inlines a CTE at each use, so ``procs`` is re-read by the
+``IN`` filters that keep the GPU tables' scans to the selected hosts; on
+200k sample rows the classification costs ~150 ms against ~20 ms for the
+plain sum, which is why ``gpu_state=any`` skips it.
 
 Every CTE list here expects the ``where`` fragment over ``samples`` to bind
 ``t_from``/``t_to`` (unix seconds, ``[t_from, t_to)``), as
@@ -73,15 +77,15 @@ def gpu_filter(state: str = "any", idle_below: float = DEFAULT_IDLE_BELOW) -> Gp
 
 
 def procs_cte(db: str, where: str) -> str:
-    """``procs``: distinct ``(host, pid, cvd)`` of the samples matching ``where``."""
+    """``procs (host, pid, cvd)``: the processes of the samples matching ``where``, with their label."""
     return (
-        f"procs AS (SELECT DISTINCT host, pid, labels['cuda_visible_devices'] AS cvd "
-        f"FROM {db}.samples WHERE {where})"
+        f"procs AS (SELECT host, pid, any(labels['cuda_visible_devices']) AS cvd "
+        f"FROM {db}.samples WHERE {where} GROUP BY host, pid)"
     )
 
 
 def gpu_set_ctes(db: str) -> str:
-    """``host_gpus``, ``nvml`` and ``gpu_sets (host, pid, cvd, gpus)`` over a ``procs`` CTE.
+    """``host_gpus``, ``nvml`` and ``gpu_sets (host, pid, gpus)`` over a ``procs`` CTE.
 
     ``gpus`` is the process's GPU set as ``Array(UInt16)`` (empty when its host
     has no GPU data at all).
@@ -102,7 +106,7 @@ nvml AS (
     GROUP BY host, pid
 ),
 gpu_sets AS (
-    SELECT p.host AS host, p.pid AS pid, p.cvd AS cvd,
+    SELECT p.host AS host, p.pid AS pid,
         arrayFilter(t -> t != '', arrayMap(t -> trimBoth(t), splitByChar(',', p.cvd))) AS tokens,
         arrayMap(i -> toUInt16(i), arrayDistinct(arrayFilter(i -> i BETWEEN 0 AND 65535, arrayMap(
             t -> if(match(t, '^[0-9]+$') AND length(t) <= 5, toInt32OrDefault(t, toInt32(-1)),
@@ -123,12 +127,7 @@ def classified_ctes(db: str, where: str) -> str:
     the bound threshold ``gpu_idle_below``.
     """
     return f"""
-sel AS (
-    SELECT ts, host, pid, labels['cuda_visible_devices'] AS cvd, stack_id, sum(count) AS cnt
-    FROM {db}.samples WHERE {where}
-    GROUP BY ts, host, pid, cvd, stack_id
-),
-procs AS (SELECT DISTINCT host, pid, cvd FROM sel),
+{procs_cte(db, where)},
 {gpu_set_ctes(db)},
 dev_sec AS (
     SELECT host, ts, groupArray(gpu_index) AS gi, groupArray(ifNull(toFloat64(sm_util), nan)) AS su
@@ -141,22 +140,41 @@ classified AS (
         arrayFilter((u, i) -> has(g.gpus, i) AND NOT isNaN(u), d.su, d.gi) AS utils,
         if(empty(utils), NULL, arrayAvg(utils)) AS util,
         multiIf(util IS NULL, 'none', util < {{gpu_idle_below:Float64}}, 'idle', 'busy') AS gpu_state
-    FROM sel AS s
-    LEFT JOIN gpu_sets AS g ON g.host = s.host AND g.pid = s.pid AND g.cvd = s.cvd
+    FROM (SELECT ts, host, pid, stack_id, count AS cnt FROM {db}.samples WHERE {where}) AS s
+    LEFT JOIN gpu_sets AS g ON g.host = s.host AND g.pid = s.pid
     LEFT JOIN dev_sec AS d ON d.host = s.host AND d.ts = s.ts
 )"""
 
 
 def counts_ctes(db: str, where: str, gpu: GpuFilter) -> str:
-    """CTEs ending in ``counts (stack_id, n)``: selected samples per stack in the wanted GPU state.
+    """CTEs ``counts (stack_id, n, grand)`` and ``stack_ids`` for the samples in the wanted GPU state.
+
+    ``n`` is the selected samples of the stack, ``grand`` the selected samples
+    of all stacks (a window total, the same on every row), so one query yields
+    both the profile and its ``total_samples``. ``stack_ids`` (a superset of
+    the stacks in ``counts``) bounds the scan of ``stacks``.
 
     With ``gpu.state == "any"`` this is a plain ``GROUP BY`` over ``samples``,
-    without any GPU table.
+    without any GPU table. Otherwise ``stack_ids`` reads ``samples`` again
+    rather than ``counts``: ClickHouse inlines a CTE at each use, and the
+    classification is the expensive part.
     """
     if gpu.state == "any":
-        return f"counts AS (SELECT stack_id, sum(count) AS n FROM {db}.samples WHERE {where} GROUP BY stack_id)"
+        return (
+            "counts AS (SELECT stack_id, sum(count) AS n, sum(sum(count)) OVER () AS grand "
+            f"FROM {db}.samples WHERE {where} GROUP BY stack_id),\n"
+            "stack_ids AS (SELECT stack_id FROM counts)"
+        )
     return (
         f"{classified_ctes(db, where)},\n"
-        "counts AS (SELECT stack_id, sum(cnt) AS n FROM classified "
-        "WHERE gpu_state = {gpu_state:String} GROUP BY stack_id)"
+        "counts AS (SELECT stack_id, sum(cnt) AS n, sum(sum(cnt)) OVER () AS grand FROM classified "
+        "WHERE gpu_state = {gpu_state:String} GROUP BY stack_id),\n"
+        f"stack_ids AS (SELECT DISTINCT stack_id FROM {db}.samples WHERE {where})"
     )
+
+
+def total_sql(db: str, where: str, gpu: GpuFilter) -> str:
+    """The selected samples in the wanted GPU state, for when a profile query returned no rows."""
+    if gpu.state == "any":
+        return f"SELECT sum(count) FROM {db}.samples WHERE {where}"
+    return f"WITH {classified_ctes(db, where)} SELECT sum(cnt) FROM classified WHERE gpu_state = {{gpu_state:String}}"

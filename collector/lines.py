@@ -108,34 +108,39 @@ def check_rate(rate: float) -> float:
 
 
 def _counts_ctes(db: str, where: str, gpu: GpuFilter) -> str:
-    """``counts (stack_id, n, busy, idle)`` over the classified sample rows."""
+    """``counts (stack_id, n, busy, idle, grand)`` over the classified sample rows (``grand``: all stacks)."""
     state = "1" if gpu.state == "any" else "gpu_state = {gpu_state:String}"
     return f"""{classified_ctes(db, where)},
 counts AS (
-    SELECT stack_id, sum(cnt) AS n, sumIf(cnt, gpu_state = 'busy') AS busy, sumIf(cnt, gpu_state = 'idle') AS idle
+    SELECT stack_id, sum(cnt) AS n, sumIf(cnt, gpu_state = 'busy') AS busy, sumIf(cnt, gpu_state = 'idle') AS idle,
+           sum(sum(cnt)) OVER () AS grand
     FROM classified WHERE {state} GROUP BY stack_id
 )"""
 
 
 def lines_sql(db: str, where: str, gpu: GpuFilter) -> str:
-    """Rows ``(function, file, line, self, total, busy_self, idle_self, total_samples)``, by self desc."""
+    """Rows ``(function, file, line, self, total, busy_self, idle_self, total_samples)``, by self desc.
+
+    ``counts`` is used once (ClickHouse inlines a CTE at each use), so the
+    stacks are bounded by the selected samples' stack ids, not by ``counts``.
+    """
     return f"""
 WITH {_counts_ctes(db, where, gpu)},
 per_frame AS (
     SELECT fid, sum(n) AS total, sumIf(n, fid = leaf) AS self,
-           sumIf(busy, fid = leaf) AS busy_self, sumIf(idle, fid = leaf) AS idle_self
+           sumIf(busy, fid = leaf) AS busy_self, sumIf(idle, fid = leaf) AS idle_self, any(grand) AS grand
     FROM (
-        SELECT c.n AS n, c.busy AS busy, c.idle AS idle, s.fids AS fids, s.fids[-1] AS leaf
+        SELECT c.n AS n, c.busy AS busy, c.idle AS idle, c.grand AS grand, s.fids AS fids, s.fids[-1] AS leaf
         FROM counts AS c INNER JOIN (
             SELECT stack_id, any(frame_ids) AS fids FROM {db}.stacks
-            WHERE stack_id IN (SELECT stack_id FROM counts) GROUP BY stack_id
+            WHERE stack_id IN (SELECT DISTINCT stack_id FROM {db}.samples WHERE {where}) GROUP BY stack_id
         ) AS s ON s.stack_id = c.stack_id
     )
     ARRAY JOIN arrayDistinct(fids) AS fid
     GROUP BY fid
 )
 SELECT if(f.function = '', concat('<unknown ', hex(p.fid), '>'), f.function) AS name, f.file AS file,
-       f.line AS line, p.self, p.total, p.busy_self, p.idle_self
+       f.line AS line, p.self, p.total, p.busy_self, p.idle_self, p.grand
 FROM per_frame AS p LEFT JOIN (
     SELECT frame_id, any(function) AS function, any(file) AS file, any(line) AS line
     FROM {db}.frames GROUP BY frame_id
@@ -150,12 +155,12 @@ def query_lines(store: Store, where: SampleFilter, gpu: GpuFilter, *, limit: int
     rate = check_rate(rate)
     started = time.perf_counter()
     params = {**where.params, **gpu.params}
-    total_sql = f"WITH {_counts_ctes(store.db, where.sql, gpu)} SELECT sum(n) FROM counts"
-    total_rows = store.query(total_sql, params)
-    total = int(total_rows[0][0] or 0) if total_rows else 0
     rows = store.query(lines_sql(store.db, where.sql, gpu), {**params, "limit": limit})
-    lines = tuple(
-        LineCost(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6])) for r in rows
-    )
+    if rows:
+        total = int(rows[0][7])
+    else:  # no known stack: the samples may still exist
+        total_rows = store.query(f"WITH {_counts_ctes(store.db, where.sql, gpu)} SELECT sum(n) FROM counts", params)
+        total = int(total_rows[0][0] or 0) if total_rows else 0
+    lines = tuple(LineCost(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6])) for r in rows)
     log.debug("query lines rows=%d elapsed_ms=%.1f", len(rows), (time.perf_counter() - started) * 1e3)
     return LinesResult(total, rate, lines)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from flamehouse.collector import QueryError
 from flamehouse.collector.filters import KINDS, FilterBuilder, SampleFilter, check_limit
@@ -48,7 +48,7 @@ from flamehouse.collector.flame import (
     stacks_sql,
 )
 from flamehouse.collector.gpu_query import GpuResult, TimelineResult, query_gpu, query_timeline
-from flamehouse.collector.gpu_state import DEFAULT_IDLE_BELOW, GpuFilter, counts_ctes, gpu_filter
+from flamehouse.collector.gpu_state import DEFAULT_IDLE_BELOW, GpuFilter, counts_ctes, gpu_filter, total_sql
 from flamehouse.collector.lines import DEFAULT_RATE, LinesResult, query_lines
 from flamehouse.collector.selector import COLUMN_LABELS, LABEL_NAME, label_sql
 from flamehouse.collector.store import Store
@@ -113,15 +113,16 @@ def _top_sql(db: str, counts: str) -> str:
     return f"""
 WITH {counts},
 per_function AS (
-    SELECT fid, sum(n) AS total, sumIf(n, fid = leaf) AS self
+    SELECT fid, sum(n) AS total, sumIf(n, fid = leaf) AS self, any(grand) AS grand
     FROM (
-        SELECT c.n AS n, s.fids AS fids, s.fids[-1] AS leaf
+        SELECT c.n AS n, c.grand AS grand, s.fids AS fids, s.fids[-1] AS leaf
         FROM counts AS c INNER JOIN ({stacks_sql(db)}) AS s ON s.stack_id = c.stack_id
     )
     ARRAY JOIN arrayDistinct(fids) AS fid
     GROUP BY fid
 )
-SELECT if(f.function = '', concat('<unknown ', hex(p.fid), '>'), f.function) AS name, f.file, p.self, p.total
+SELECT if(f.function = '', concat('<unknown ', hex(p.fid), '>'), f.function) AS name, f.file, p.self, p.total,
+       p.grand
 FROM per_function AS p LEFT JOIN ({names_sql(db)}) AS f ON f.function_id = p.fid
 ORDER BY p.self DESC, p.total DESC, name ASC, f.file ASC
 LIMIT {{limit:UInt32}}
@@ -161,9 +162,9 @@ class QueryService:
         gpu = gpu_filter(gpu_state, gpu_idle_below)
         where = self._filters.build(selector, from_, to, now, kind)
         started = time.perf_counter()
-        total = self._total(where, gpu)
         counts = counts_ctes(self._db, where.sql, gpu)
         rows = self.store.query(_top_sql(self._db, counts), {**where.params, **gpu.params, "limit": limit})
+        total = int(rows[0][4]) if rows else self._total(where, gpu)
         functions = tuple(FunctionCost(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows)
         log.debug("query top rows=%d elapsed_ms=%.1f", len(rows), (time.perf_counter() - started) * 1e3)
         return TopResult(total, functions)
@@ -185,10 +186,10 @@ class QueryService:
         gpu = gpu_filter(gpu_state, gpu_idle_below)
         where = self._filters.build(selector, from_, to, now, kind)
         started = time.perf_counter()
-        total = self._total(where, gpu)
         params = {**where.params, **gpu.params, "max_nodes": max_nodes, "max_depth": MAX_FLAME_DEPTH}
         rows = self.store.query(flame_sql(self._db, counts_ctes(self._db, where.sql, gpu)), params)
-        result = build_tree(total, rows)
+        total = int(rows[0][7]) if rows else self._total(where, gpu)
+        result = build_tree(total, [row[:7] for row in rows])
         log.debug("query flamegraph nodes=%d elapsed_ms=%.1f", len(rows), (time.perf_counter() - started) * 1e3)
         return result
 
@@ -271,10 +272,6 @@ class QueryService:
         return [str(r[0]) for r in rows]
 
     def _total(self, where: SampleFilter, gpu: GpuFilter) -> int:
-        """Selected samples (in the wanted GPU state); the plain sum when ``gpu_state`` is ``any``."""
-        if gpu.state == "any":
-            sql = f"SELECT sum(count) FROM {self._db}.samples WHERE {where.sql}"
-        else:
-            sql = f"WITH {counts_ctes(self._db, where.sql, gpu)} SELECT sum(n) FROM counts"
-        rows = self.store.query(sql, {**where.params, **gpu.params})
+        """Selected samples (in the wanted GPU state), for a profile query that returned no rows."""
+        rows = self.store.query(total_sql(self._db, where.sql, gpu), {**where.params, **gpu.params})
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0

@@ -15,19 +15,31 @@ Status codes a client sees:
 
 * ``OK``                  stored (or ``ack.duplicate``: stored before, nothing new written)
 * ``INVALID_ARGUMENT``    the batch breaks the contract; the details say what to fix; do not retry
+* ``INVALID_ARGUMENT``    also when the body is not a ``Batch`` at all (undecodable bytes)
 * ``UNAUTHENTICATED``     tokens are configured and the call has no valid ``authorization: Bearer``
-* ``RESOURCE_EXHAUSTED``  the message (decompressed) is over ``max_message_bytes``; send smaller batches
-* ``UNAVAILABLE``         the store failed; retry the same batch (it is stored once)
+* ``RESOURCE_EXHAUSTED``  the message (decompressed) is over ``max_message_bytes`` ("larger than max":
+                          send smaller batches), or ``max_concurrent_pushes`` calls are already being
+                          served ("Concurrent RPC limit exceeded": back off and retry)
+* ``UNAVAILABLE``         the store failed, or the server is shutting down; retry the same batch
+                          (it is stored once)
 * ``INTERNAL``            a collector bug; the traceback is in the collector's log
 
-Bearer tokens travel in clear text on this insecure port: keep it on loopback or behind a
-TLS-terminating proxy. The standard gRPC health service is not registered
-(``grpcio-health-checking`` is not a dependency); the HTTP ``/healthz`` covers readiness.
+Memory stays bounded under backpressure: gRPC refuses a call beyond ``max_concurrent_pushes``
+before reading its message, so at most ``max_concurrent_pushes * max_message_bytes`` of
+requests are held. :meth:`GrpcServer.stop` refuses new calls and lets the in-flight ones
+(inserts included) finish for ``grace`` seconds.
+
+With ``tls`` (certificate chain and key, PEM) the port speaks TLS only; without it bearer
+tokens travel in clear text, so keep a plain-text port on loopback or behind a
+TLS-terminating proxy (the server warns otherwise). The standard gRPC health service is not
+registered (``grpcio-health-checking`` is not a dependency); the HTTP ``/healthz`` covers
+readiness.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 from collections.abc import Callable
 from concurrent import futures
@@ -36,6 +48,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from flamehouse.collector import CollectorError, InvalidBatch, StoreError
 from flamehouse.collector.ingest import Ingestor, Throttle
@@ -46,13 +59,16 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "flamehouse.v1.Ingest"
 PUSH_METHOD = f"/{SERVICE_NAME}/Push"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_CONCURRENT_PUSHES = 32
 
 if TYPE_CHECKING:
     _Interceptor = grpc.ServerInterceptor[Any, Any]
     _Handler = grpc.RpcMethodHandler[Any, Any]
+    _Service = grpc.GenericRpcHandler[Any, Any]
 else:
     _Interceptor = grpc.ServerInterceptor
     _Handler = grpc.RpcMethodHandler
+    _Service = grpc.GenericRpcHandler
 
 
 class ListenError(CollectorError):
@@ -90,26 +106,20 @@ def start_grpc_server(
     tokens: frozenset[str] = frozenset(),
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     max_workers: int = 8,
+    max_concurrent_pushes: int = DEFAULT_MAX_CONCURRENT_PUSHES,
+    tls: tuple[bytes, bytes] | None = None,
 ) -> GrpcServer:
     """Starts serving ``Push`` on ``listen`` (``host:port``; port 0 picks a free one).
 
-    With ``tokens`` every call must carry ``authorization: Bearer <one of tokens>``.
-    Raises :class:`ListenError` when the address cannot be bound (in use, bad host).
+    With ``tokens`` every call must carry ``authorization: Bearer <one of tokens>``; with
+    ``tls`` = (certificate chain PEM, private key PEM) the port speaks TLS. Calls beyond
+    ``max_concurrent_pushes`` get RESOURCE_EXHAUSTED at once. Raises :class:`ListenError`
+    when the address cannot be bound (in use, bad host) or the TLS files are unusable.
     """
-    handler = grpc.method_handlers_generic_handler(
-        SERVICE_NAME,
-        {
-            "Push": grpc.unary_unary_rpc_method_handler(
-                _PushHandler(ingestor),
-                request_deserializer=ingest_pb2.Batch.FromString,
-                response_serializer=ingest_pb2.Ack.SerializeToString,
-            )
-        },
-    )
     executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="flamehouse-ingest")
     server = grpc.server(
         executor,
-        handlers=[handler],
+        handlers=[_push_service(ingestor)],
         interceptors=[_BearerAuth(tokens)] if tokens else None,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -118,24 +128,57 @@ def start_grpc_server(
             ("grpc.so_reuseport", 0),
         ],
         compression=grpc.Compression.Gzip,
+        maximum_concurrent_rpcs=max_concurrent_pushes,
     )
-    port = _bind(server, listen)
+    port = _bind(server, listen, tls)
     if not port:
         server.stop(None)
         executor.shutdown(wait=False)
-        raise ListenError(f"cannot listen for gRPC on {listen!r}: address in use or not local to this host")
+        why = "address in use, not local to this host, or unusable TLS certificate/key"
+        raise ListenError(f"cannot listen for gRPC on {listen!r}: {why}")
     server.start()
-    log.info("grpc ingest started listen=%s port=%d auth=%s", listen, port, "bearer" if tokens else "none")
+    if tokens and tls is None and not _is_loopback(listen):
+        log.warning("bearer tokens accepted over plain text listen=%s: give --tls-cert/--tls-key", listen)
+    auth, secure = "bearer" if tokens else "none", "on" if tls else "off"
+    log.info(
+        "grpc ingest started listen=%s port=%d auth=%s tls=%s max_concurrent_pushes=%d",
+        *(listen, port, auth, secure, max_concurrent_pushes),
+    )
     return GrpcServer(server=server, port=port)
 
 
-def _bind(server: grpc.Server, listen: str) -> int:
+def _push_service(ingestor: Ingestor) -> _Service:
+    """``flamehouse.v1.Ingest`` with its one method, taking the request as raw bytes."""
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME,
+        {
+            "Push": grpc.unary_unary_rpc_method_handler(
+                _PushHandler(ingestor),
+                request_deserializer=None,  # raw bytes: an undecodable body becomes INVALID_ARGUMENT
+                response_serializer=ingest_pb2.Ack.SerializeToString,
+            )
+        },
+    )
+
+
+def _bind(server: grpc.Server, listen: str, tls: tuple[bytes, bytes] | None) -> int:
     """The bound port, or 0 (older grpcio returns 0 on failure, newer raises RuntimeError)."""
     try:
-        return server.add_insecure_port(listen)
+        if tls is None:
+            return server.add_insecure_port(listen)
+        chain, key = tls
+        return server.add_secure_port(listen, grpc.ssl_server_credentials([(key, chain)]))
     except RuntimeError as exc:
         log.debug("bind failed listen=%s error=%s", listen, exc)
         return 0
+
+
+def _is_loopback(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]")
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _PushHandler:
@@ -144,7 +187,12 @@ class _PushHandler:
     def __init__(self, ingestor: Ingestor) -> None:
         self._ingestor = ingestor
 
-    def __call__(self, request: ingest_pb2.Batch, context: grpc.ServicerContext) -> ingest_pb2.Ack:
+    def __call__(self, body: bytes, context: grpc.ServicerContext) -> ingest_pb2.Ack:
+        try:
+            request = ingest_pb2.Batch.FromString(body)
+        except DecodeError as exc:
+            self._ingestor.counters.add(batches_received=1, batches_rejected=1)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request is not a flamehouse.v1.Batch message: {exc}")
         try:
             return self._ingestor.push(request)
         except InvalidBatch as exc:

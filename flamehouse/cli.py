@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flamehouse import __version__
+from flamehouse.agent.spool import default_spool_dir
 
 log = logging.getLogger("flamehouse")
 
@@ -64,8 +65,15 @@ def _listen_args(p: argparse.ArgumentParser, grpc: bool, http: bool) -> None:
     if grpc:
         p.add_argument("--grpc-listen", default="127.0.0.1:7070", help="gRPC ingest address (default: 127.0.0.1:7070)")
         p.add_argument("--token-file", help="file with accepted agent tokens, one per line (default: no auth)")
+        p.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC over TLS (with --tls-key)")
+        p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     if http:
         p.add_argument("--http-listen", default="127.0.0.1:7080", help="HTTP UI/API address (default: 127.0.0.1:7080)")
+        p.add_argument(
+            "--api-token-file",
+            help="file with read-only API tokens, one per line: /api/v1/* then needs 'Authorization: Bearer' "
+            "(default: open); separate from the agents' --token-file",
+        )
 
 
 def _agent_args(p: argparse.ArgumentParser) -> None:
@@ -75,6 +83,25 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
         help="collector gRPC address host:port (default: 127.0.0.1:7070, or FLAMEHOUSE_COLLECTOR)",
     )
     p.add_argument("--token", default=os.environ.get("FLAMEHOUSE_TOKEN", ""), help="bearer token (or FLAMEHOUSE_TOKEN)")
+    p.add_argument(
+        "--token-file",
+        default=os.environ.get("FLAMEHOUSE_TOKEN_FILE"),
+        help="file holding the bearer token (or FLAMEHOUSE_TOKEN_FILE); keeps it out of `ps`",
+    )
+    p.add_argument("--tls-ca", help="PEM CA certificate: talk to the collector over TLS, verifying it")
+    d = p.add_argument_group("delivery")
+    d.add_argument(
+        "--spool-dir",
+        default=os.environ.get("FLAMEHOUSE_SPOOL_DIR") or str(default_spool_dir()),
+        help="where undelivered batches wait on disk, kept across restarts (default: %(default)s)",
+    )
+    d.add_argument("--max-memory-batches", type=int, default=100, help="batches kept in memory (default: 100)")
+    d.add_argument(
+        "--max-spool-bytes",
+        type=int,
+        default=256 * 1024 * 1024,
+        help="bytes the spool may hold; the oldest beyond are dropped, 0 disables it (default: 256 MiB)",
+    )
     p.add_argument("--service", default="", help="service label (default: the script's name)")
     p.add_argument("--job", default="", help="job label (default: SLURM_JOB_ID or TORCHELASTIC_RUN_ID)")
     p.add_argument("--label", action="append", default=[], metavar="K=V", help="extra label, repeatable")
@@ -94,6 +121,26 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
         "(JSON lines or nvidia-smi CSV, followed as it grows) (default: auto)",
     )
     p.add_argument("--stats-file", help="write the agent's counters as JSON here on exit")
+
+
+def _query_args(q: argparse.ArgumentParser) -> None:
+    """Flags shared by the ``query`` subcommands."""
+    q.add_argument("--server", default=os.environ.get("FLAMEHOUSE_SERVER", "http://127.0.0.1:7080"))
+    q.add_argument("--selector", default="{}", help='e.g. {service="trainer", rank!="0"}')
+    q.add_argument("--from", dest="from_", default="now-1h", help="RFC 3339, unix seconds or now-15m")
+    q.add_argument("--to", default="now")
+    q.add_argument("--kind", default="cpu", choices=["cpu", "wall"])
+    q.add_argument(
+        "--gpu-state",
+        default="any",
+        choices=["any", "busy", "idle", "none"],
+        help="only samples taken while the process's GPUs were busy, idle or without data (default: any)",
+    )
+    q.add_argument(
+        "--gpu-idle-below", type=float, default=10.0, help="SM utilisation %% under which a GPU is idle (default: 10)"
+    )
+    q.add_argument("--limit", type=int, default=20)
+    q.add_argument("--json", action="store_true", help="print the API's JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,13 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(subs, "query", "query a running server")
     qsubs = p.add_subparsers(dest="query", required=True, metavar="QUERY")
     q = qsubs.add_parser("top", help="top functions by self samples", description="top functions by self samples")
-    q.add_argument("--server", default=os.environ.get("FLAMEHOUSE_SERVER", "http://127.0.0.1:7080"))
-    q.add_argument("--selector", default="{}", help='e.g. {service="trainer", rank!="0"}')
-    q.add_argument("--from", dest="from_", default="now-1h", help="RFC 3339, unix seconds or now-15m")
-    q.add_argument("--to", default="now")
-    q.add_argument("--kind", default="cpu", choices=["cpu", "wall"])
-    q.add_argument("--limit", type=int, default=20)
-    q.add_argument("--json", action="store_true", help="print the API's JSON")
+    _query_args(q)
+    q = qsubs.add_parser(
+        "lines",
+        help="top source lines by self samples, with CPU and GPU-busy/idle seconds and their cost",
+        description="top source lines by self samples, with CPU and GPU-busy/idle seconds and their cost",
+        epilog="example:\n  flamehouse query lines --selector '{service=\"trainer\"}' --from now-1h "
+        "--price-core-hour 0.05 --price-gpu-hour 2.5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _query_args(q)
+    q.add_argument("--rate", type=float, default=99.0, help="the agents' sampling rate, samples/s (default: 99)")
+    q.add_argument("--price-core-hour", type=float, help="price of one CPU core-hour: adds a CPU $ column")
+    q.add_argument("--price-gpu-hour", type=float, help="price of one GPU-hour: adds a GPU-idle $ column")
 
     p = _sub(subs, "demo", "start an embedded server, profile a small training-like job, show its top functions")
     p.add_argument("--data-dir", help="keep the demo's data here (default: a temporary directory)")

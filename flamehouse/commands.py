@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
 import signal
 from pathlib import Path
@@ -26,7 +27,7 @@ from flamehouse.agent.targets import LabelConfig, all_processes, matching, parse
 from flamehouse.collector import CollectorError
 from flamehouse.collector.store import StoreConfig, embedded_dsn
 from flamehouse.ui.client import ApiClient, ApiError
-from flamehouse.ui.terminal import render_top
+from flamehouse.ui.terminal import render_lines, render_top
 
 log = logging.getLogger("flamehouse")
 
@@ -60,9 +61,42 @@ def make_profiler(args: argparse.Namespace, discover: Discover) -> Profiler:
         gpu = open_gpu_source(args.gpu)
     except AgentError as err:
         raise UsageError(str(err)) from err
-    shipper = Shipper(ShipperConfig(target=args.collector, token=args.token))
+    shipper = Shipper(shipper_config(args))
     identity = AgentIdentity.local(args.host)
     return Profiler(sampler, labels, discover, shipper, identity, rescan=args.rescan, gpu=gpu)
+
+
+def shipper_config(args: argparse.Namespace) -> ShipperConfig:
+    """Delivery settings from the agent flags: token (flag, env or file), TLS CA, memory and spool bounds."""
+    token = args.token
+    if args.token_file:
+        tokens = read_tokens(args.token_file)
+        if len(tokens) != 1:
+            raise UsageError(f"--token-file {args.token_file} must hold one token, found {len(tokens)}")
+        (token,) = tokens
+    if args.max_memory_batches < 1:
+        raise UsageError(f"--max-memory-batches must be at least 1, got {args.max_memory_batches}")
+    if args.max_spool_bytes < 0:
+        raise UsageError(f"--max-spool-bytes must be 0 (no spool) or more, got {args.max_spool_bytes}")
+    return ShipperConfig(
+        target=args.collector,
+        token=token,
+        tls_ca=read_pem(args.tls_ca, "--tls-ca") if args.tls_ca else None,
+        max_memory_batches=args.max_memory_batches,
+        spool_dir=Path(args.spool_dir) if args.max_spool_bytes and args.spool_dir else None,
+        max_spool_bytes=args.max_spool_bytes or 1,
+    )
+
+
+def read_pem(path: str, flag: str) -> bytes:
+    """A PEM file's bytes; UsageError naming ``flag`` when unreadable or not PEM."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: {err.strerror}") from err
+    if b"-----BEGIN " not in data:
+        raise UsageError(f"{flag} {path} is not a PEM file")
+    return data
 
 
 def finish(profiler: Profiler, args: argparse.Namespace) -> dict[str, int]:
@@ -139,18 +173,28 @@ def store_config(args: argparse.Namespace) -> StoreConfig:
     )
 
 
-def read_tokens(path: str | None) -> frozenset[str]:
-    """Agent tokens from ``--token-file``: one per line, # comments allowed."""
+def read_tokens(path: str | None, flag: str = "--token-file") -> frozenset[str]:
+    """Tokens from a token file: one per line, # comments allowed."""
     if not path:
         return frozenset()
     try:
         lines = Path(path).read_text().splitlines()
     except OSError as err:
-        raise UsageError(f"--token-file {path}: {err.strerror}") from err
+        raise UsageError(f"{flag} {path}: {err.strerror}") from err
     tokens = frozenset(t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#"))
     if not tokens:
-        raise UsageError(f"--token-file {path} holds no token")
+        raise UsageError(f"{flag} {path} holds no token")
     return tokens
+
+
+def server_tls(args: argparse.Namespace) -> tuple[bytes, bytes] | None:
+    """(certificate chain, private key) PEMs from --tls-cert/--tls-key, or None for plain text."""
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    return read_pem(cert, "--tls-cert"), read_pem(key, "--tls-key")
 
 
 def server(args: argparse.Namespace) -> int:
@@ -170,6 +214,8 @@ def server(args: argparse.Namespace) -> int:
             grpc_listen=grpc_listen,
             http_listen=http_listen,
             tokens=read_tokens(getattr(args, "token_file", None)),
+            tls=server_tls(args),
+            api_tokens=read_tokens(getattr(args, "api_token_file", None), "--api-token-file"),
         )
     except (CollectorError, OSError) as err:
         log.error("cannot start: %s", err)
@@ -178,19 +224,36 @@ def server(args: argparse.Namespace) -> int:
 
 
 def query(args: argparse.Namespace) -> int:
-    """``flamehouse query top``: print a table (or the JSON) from a running server."""
+    """``flamehouse query top|lines``: print a table (or the JSON) from a running server."""
     if not 1 <= args.limit <= 10000:
         raise UsageError(f"--limit must be between 1 and 10000, got {args.limit}")
     client = ApiClient(args.server)
+    common = {"gpu_state": args.gpu_state, "gpu_idle_below": args.gpu_idle_below}
     try:
-        result = client.top(args.selector, args.from_, args.to, args.kind, args.limit)
+        if args.query == "lines":
+            core, gpu = _prices(args)
+            result = client.lines(
+                args.selector, args.from_, args.to, kind=args.kind, limit=args.limit, rate=args.rate, **common
+            )
+            text = render_lines(result, price_core_hour=core, price_gpu_hour=gpu)
+        else:
+            result = client.top(args.selector, args.from_, args.to, args.kind, args.limit, **common)
+            text = render_top(result)
     except ApiError as err:
         if 400 <= err.status < 500:
             raise UsageError(err.message) from err
         log.error("server %s answered %d: %s", args.server, err.status, err.message)
         return 1
-    print(json.dumps(result, indent=2) if args.json else render_top(result))
+    print(json.dumps(result, indent=2) if args.json else text)
     return 0
+
+
+def _prices(args: argparse.Namespace) -> tuple[float | None, float | None]:
+    """``(--price-core-hour, --price-gpu-hour)``, each None or checked finite and not negative."""
+    for flag, value in (("--price-core-hour", args.price_core_hour), ("--price-gpu-hour", args.price_gpu_hour)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"{flag} must be a price of 0 or more, got {value}")
+    return args.price_core_hour, args.price_gpu_hour
 
 
 def demo(args: argparse.Namespace) -> int:

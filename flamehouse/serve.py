@@ -78,8 +78,14 @@ def start(
     grpc_listen: str | None,
     http_listen: str | None,
     tokens: frozenset[str] = frozenset(),
+    tls: tuple[bytes, bytes] | None = None,
+    api_tokens: frozenset[str] = frozenset(),
 ) -> Services:
-    """Opens (and migrates) the store and starts the requested halves."""
+    """Opens (and migrates) the store and starts the requested halves.
+
+    ``tokens`` are the agents' (ingest) tokens, ``tls`` the gRPC (certificate chain, key)
+    PEMs, ``api_tokens`` the read-only tokens /api/v1/* then requires.
+    """
     store = open_store(store_config)
     registry = prometheus_client.CollectorRegistry()
     services = Services(store=store, registry=registry)
@@ -88,23 +94,25 @@ def start(
             counters = IngestCounters()
             counters.register(registry)
             ingestor = Ingestor(store, counters=counters)
-            services.grpc = start_grpc_server(ingestor, grpc_listen, tokens=tokens)
+            services.grpc = start_grpc_server(ingestor, grpc_listen, tokens=tokens, tls=tls)
             log.info("ingest listening grpc=%s:%d", split_listen(grpc_listen)[0], services.grpc.port)
         if http_listen is not None:
-            _start_http(services, http_listen)
+            _start_http(services, http_listen, api_tokens)
     except BaseException:
         services.stop(grace=1.0)
         raise
     return services
 
 
-def _start_http(services: Services, listen: str) -> None:
+def _start_http(services: Services, listen: str, api_tokens: frozenset[str] = frozenset()) -> None:
     import uvicorn
 
-    from flamehouse.ui.app import create_app
+    from flamehouse.ui.app import create_app, require_read_token
 
     host, port = split_listen(listen)
     app = create_app(QueryService(services.store), ready=services.store.ping, registry=services.registry)
+    if api_tokens:
+        require_read_token(app, api_tokens)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="flamehouse-http", daemon=True)

@@ -4,22 +4,29 @@ Routes::
 
     GET /api/v1/top                   functions by self samples
     GET /api/v1/flamegraph            call tree merged by function
+    GET /api/v1/lines                 cost per source line (CPU and GPU-busy/idle seconds)  } ui.gpu_api
+    GET /api/v1/gpu                   GPU device and process series                         }
+    GET /api/v1/timeline              samples and GPU utilisation per step                  }
     GET /api/v1/labels                label names with data in a time range
     GET /api/v1/labels/{name}/values  values of one label
     GET /healthz                      200 when ready, else 503
     GET /metrics                      Prometheus text format
 
 Errors are ``{"error": message}``: a malformed request (bad selector, time,
-kind, limit or parameter type) is HTTP 400, a failing store is 503. Pydantic
-is used only here, at the edge, to document the responses.
+kind, limit, gpu_state, threshold, step or parameter type) is HTTP 400, a
+failing store is 503. ``top`` and ``flamegraph`` take ``gpu_state`` and
+``gpu_idle_below`` to keep only samples taken while the process's GPUs were
+busy, idle or without data. Pydantic is used only here, at the edge, to
+document the responses.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -29,20 +36,20 @@ from pydantic import BaseModel, Field
 
 from flamehouse import __version__
 from flamehouse.collector import QueryError, StoreError
+from flamehouse.collector.gpu_state import DEFAULT_IDLE_BELOW
 from flamehouse.collector.query import DEFAULT_FLAME_NODES, QueryService
+from flamehouse.ui.gpu_api import gpu_router
+from flamehouse.ui.params import (
+    ERRORS,
+    FromParam,
+    GpuStateParam,
+    IdleBelowParam,
+    KindParam,
+    SelectorParam,
+    ToParam,
+)
 
 log = logging.getLogger(__name__)
-
-_SELECTOR_DOC = (
-    'Label selector, e.g. `{service="trainer", host=~"gpu-.*", rank!="0"}`; operators `= != =~ !~`; '
-    "regular expressions (RE2) match the whole value. Empty or `{}` selects everything."
-)
-_TIME_DOC = "RFC 3339 (`2026-11-29T12:00:00Z`), unix seconds, `now` or `now-15m` (units s m h d w)."
-
-SelectorParam = Annotated[str, Query(description=_SELECTOR_DOC, examples=['{service="trainer"}'])]
-FromParam = Annotated[str | None, Query(alias="from", description=f"Start (inclusive), default `now-1h`. {_TIME_DOC}")]
-ToParam = Annotated[str | None, Query(description=f"End (exclusive), default `now`. {_TIME_DOC}")]
-KindParam = Annotated[str, Query(description="`cpu` (active threads) or `wall` (all threads, idle included).")]
 
 
 class FunctionModel(BaseModel):
@@ -80,18 +87,8 @@ class LabelValuesResponse(BaseModel):
     values: list[str]
 
 
-class ErrorResponse(BaseModel):
-    error: str = Field(description="What was wrong and how to fix it.")
-
-
 class HealthResponse(BaseModel):
     status: str
-
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Malformed request"},
-    503: {"model": ErrorResponse, "description": "Store unavailable"},
-}
 
 
 class _HttpMetrics:
@@ -137,8 +134,30 @@ def create_app(
     _install_error_handlers(app)
     _install_metrics_middleware(app, metrics)
     app.include_router(_api_router(queries))
+    app.include_router(gpu_router(queries))
     app.include_router(_ops_router(ready, registry))
+    _mount_pages(app)
     return app
+
+
+def _mount_pages(app: FastAPI) -> None:
+    """The web UI: ``GET /`` is ``static/index.html``, ``/static/*`` its ES modules and CSS.
+
+    Plain files shipped in the package (no build step, nothing fetched from elsewhere);
+    the pages only call the JSON API. Left out of the OpenAPI schema.
+    """
+    from pathlib import Path
+
+    from fastapi.responses import FileResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(__file__).with_name("static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=static), name="static")
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -178,23 +197,29 @@ def _install_metrics_middleware(app: FastAPI, metrics: _HttpMetrics) -> None:
 
 
 def _api_router(queries: QueryService) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", responses=_ERRORS)
+    router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
     @router.get("/top", response_model=TopResponse, summary="Top functions by self samples")
     def top(
+        *,
         selector: SelectorParam = "",
         from_: FromParam = None,
         to: ToParam = None,
         kind: KindParam = "cpu",
         limit: Annotated[int, Query(description="Functions to return, 1 to 10000.")] = 100,
+        gpu_state: GpuStateParam = "any",
+        gpu_idle_below: IdleBelowParam = DEFAULT_IDLE_BELOW,
     ) -> Response:
         """Functions sorted by self samples (ties: total, then name). `total` counts a recursive
         function once per stack."""
-        result = queries.top(selector, from_, to, kind=kind, limit=limit)
+        result = queries.top(
+            selector, from_, to, kind=kind, limit=limit, gpu_state=gpu_state, gpu_idle_below=gpu_idle_below
+        )
         return JSONResponse(result.to_json())
 
     @router.get("/flamegraph", response_model=FlamegraphResponse, summary="Flame graph merged by function")
     def flamegraph(
+        *,
         selector: SelectorParam = "",
         from_: FromParam = None,
         to: ToParam = None,
@@ -202,9 +227,13 @@ def _api_router(queries: QueryService) -> APIRouter:
         max_nodes: Annotated[
             int, Query(description="Most nodes to return, 1 to 100000; the largest are kept.")
         ] = DEFAULT_FLAME_NODES,
+        gpu_state: GpuStateParam = "any",
+        gpu_idle_below: IdleBelowParam = DEFAULT_IDLE_BELOW,
     ) -> Response:
         """The call tree under a root named `all`; `root.total` equals `total_samples`."""
-        result = queries.flamegraph(selector, from_, to, kind=kind, max_nodes=max_nodes)
+        result = queries.flamegraph(
+            selector, from_, to, kind=kind, max_nodes=max_nodes, gpu_state=gpu_state, gpu_idle_below=gpu_idle_below
+        )
         return JSONResponse(result.to_json())
 
     @router.get("/labels", response_model=LabelsResponse, summary="Label names")
@@ -248,3 +277,34 @@ def _ops_router(ready: Callable[[], bool], registry: CollectorRegistry) -> APIRo
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+# --------------------------------------------------------------------------- read-only API tokens
+
+
+def require_read_token(app: FastAPI, tokens: frozenset[str]) -> None:
+    """Requires ``Authorization: Bearer <one of tokens>`` on every ``/api/…`` route, else HTTP 401.
+
+    These read-only tokens are separate from the agents' ingest tokens. ``/healthz``, ``/metrics``
+    and the OpenAPI pages stay open. Tokens are compared in constant time and never logged.
+    """
+    accepted = tuple(t.encode("utf-8") for t in tokens)
+
+    def allowed(header: str) -> bool:
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            return False
+        matched = False
+        for token in accepted:  # no early exit: every comparison runs
+            matched |= hmac.compare_digest(presented.strip().encode("utf-8"), token)
+        return matched
+
+    @app.middleware("http")
+    async def read_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path.startswith("/api/") and not allowed(request.headers.get("authorization", "")):
+            return JSONResponse(
+                {"error": "missing or invalid API token: send 'Authorization: Bearer <token>' with a read token"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="flamehouse"'},
+            )
+        return await call_next(request)

@@ -43,10 +43,54 @@ class ApiClient:
         to: str | None = None,
         kind: str = "cpu",
         limit: int = 100,
+        *,
+        gpu_state: str | None = None,
+        gpu_idle_below: float | None = None,
     ) -> dict[str, Any]:
-        """``{"total_samples": int, "functions": [{"function", "file", "self", "total"}, ...]}``."""
-        params = {"selector": selector, "from": from_, "to": to, "kind": kind, "limit": limit}
+        """``{"total_samples": int, "functions": [{"function", "file", "self", "total"}, ...]}``.
+
+        ``gpu_state`` (``any``, ``busy``, ``idle``, ``none``) and ``gpu_idle_below``
+        are left to the server's defaults when ``None``.
+        """
+        params: dict[str, Any] = {"selector": selector, "from": from_, "to": to, "kind": kind, "limit": limit}
+        params.update(gpu_state=gpu_state, gpu_idle_below=gpu_idle_below)
         return self._object(self._get("/api/v1/top", params))
+
+    def lines(
+        self,
+        selector: str = "",
+        from_: str | None = None,
+        to: str | None = None,
+        *,
+        kind: str = "cpu",
+        gpu_state: str | None = None,
+        gpu_idle_below: float | None = None,
+        limit: int = 100,
+        rate: float | None = None,
+    ) -> dict[str, Any]:
+        """``{"total_samples", "rate", "lines": [{"file", "line", "function", "self", "total",
+        "cpu_seconds", "gpu_busy_seconds", "gpu_idle_seconds"}, ...]}``."""
+        params: dict[str, Any] = {"selector": selector, "from": from_, "to": to, "kind": kind, "limit": limit}
+        params.update(rate=rate, gpu_state=gpu_state, gpu_idle_below=gpu_idle_below)
+        return self._object(self._get("/api/v1/lines", params))
+
+    def gpu(
+        self, selector: str = "", from_: str | None = None, to: str | None = None, step: int | None = None
+    ) -> dict[str, Any]:
+        """``{"step", "devices": [{"host", "index", "uuid", "name", "series"}], "processes": [...]}``."""
+        return self._object(self._get("/api/v1/gpu", {"selector": selector, "from": from_, "to": to, "step": step}))
+
+    def timeline(
+        self,
+        selector: str = "",
+        from_: str | None = None,
+        to: str | None = None,
+        kind: str = "cpu",
+        step: int | None = None,
+    ) -> dict[str, Any]:
+        """``{"step", "time": [...], "samples": [...], "gpu_util": [...]}``."""
+        params = {"selector": selector, "from": from_, "to": to, "kind": kind, "step": step}
+        return self._object(self._get("/api/v1/timeline", params))
 
     def flamegraph(
         self,

@@ -177,7 +177,7 @@ def test_metrics(client: TestClient) -> None:
 def test_openapi_documents_parameters(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     params = {p["name"]: p for p in spec["paths"]["/api/v1/top"]["get"]["parameters"]}
-    assert set(params) == {"selector", "from", "to", "kind", "limit"}
+    assert set(params) == {"selector", "from", "to", "kind", "limit", "gpu_state", "gpu_idle_below"}
     assert "RFC 3339" in params["from"]["description"]
     assert "400" in spec["paths"]["/api/v1/top"]["get"]["responses"]
 

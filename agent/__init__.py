@@ -11,7 +11,8 @@ Exceptions::
 
     AgentError
     ├── TargetError       a process cannot be profiled (gone, not Python, no ptrace permission)
-    └── DeliveryError     a batch could not be delivered and will not be retried
+    ├── DeliveryError     a batch could not be delivered and will not be retried
+    └── SpoolError        the on-disk spool cannot be used (agent.spool; the agent goes memory-only)
 """
 
 from __future__ import annotations

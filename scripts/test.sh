@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# the web UI's browser tests drive Debian's Chromium (Playwright's own browser download is not used)
+if [ ! -x /usr/bin/chromium ]; then
+    echo "== installing chromium for the browser tests"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -43,36 +43,32 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("data")
     grpc_port, http_port = free_port(), free_port()
-    log = (data / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            *FLAMEHOUSE,
-            "server",
-            "--data-dir",
-            str(data),
-            "--grpc-listen",
-            f"127.0.0.1:{grpc_port}",
-            "--http-listen",
-            f"127.0.0.1:{http_port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    srv = Server(grpc_port, http_port)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if srv.get("/healthz")[0] == 200:
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None, (data / "server.log").read_text()
-        assert time.monotonic() < deadline, "server did not become healthy"
-        time.sleep(0.2)
-    yield srv
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0, (data / "server.log").read_text()
-    log.close()
+    with (data / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [*FLAMEHOUSE, "server", "--data-dir", str(data),
+             "--grpc-listen", f"127.0.0.1:{grpc_port}", "--http-listen", f"127.0.0.1:{http_port}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        srv = Server(grpc_port, http_port)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if srv.get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, (data / "server.log").read_text()
+            assert time.monotonic() < deadline, "server did not become healthy"
+            time.sleep(0.2)
+        yield srv
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, (data / "server.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def run_profiled(

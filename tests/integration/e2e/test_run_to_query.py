@@ -37,6 +37,10 @@ def test_known_split_is_stored_and_conserved(server: Server, tmp_path: Path) -> 
     assert status == 200
     assert top["total_samples"] == stats["samples_taken"]  # stored exactly what the agent took
     shares = self_shares(top["functions"], ("spin_three", "spin_one"))
+    print(
+        f"FIGURES known split: taken={stats['samples_taken']} stored={top['total_samples']} "
+        f"spin_three={shares['spin_three']:.3f} (expected 0.75)"
+    )
     assert abs(shares["spin_three"] - 0.75) < 0.08, top["functions"][:4]
     script = next(f for f in top["functions"] if f["function"] == "<module>" and f["file"].endswith("known_split.py"))
     assert script["total"] >= 0.97 * top["total_samples"]  # all but interpreter start-up samples
@@ -82,6 +86,7 @@ def test_same_shares_as_plain_pyspy(server: Server, tmp_path: Path, spawn: Spawn
     assert code == 0
     _, top = server.get("/api/v1/top", selector='{service="split-ref"}', **{"from": str(started)})
     ours = self_shares(top["functions"], ("spin_three", "spin_one"))["spin_three"]
+    print(f"FIGURES py-spy raw spin_three={ref_share:.3f} flamehouse={ours:.3f}")
     assert abs(ours - ref_share) < 0.06, (ours, ref_share)
 
 

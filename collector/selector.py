@@ -9,7 +9,15 @@ Grammar (as in Prometheus and Perforator)::
     STRING   := '"' { char | '\\"' | '\\\\' | '\\n' | '\\t' | '\\uXXXX' } '"'
 
 Whitespace may surround every token. ``{}`` and the empty string match every
-sample. Regular expressions follow ClickHouse ``match()`` (RE2) semantics and,
+sample.
+
+Special labels: ``service``, ``job``, ``host``, ``pid``, ``rank`` and
+``thread`` are columns of ``samples``; ``kind`` and ``gpu_state`` are the query
+parameters of the same names written inside the selector
+(:data:`PARAM_LABELS`): they take only ``=`` and one of their values
+(``kind="wall"``, ``gpu_state="idle"``), and the query layer merges them with
+the parameters (:meth:`Selector.param`); any other name reads the process's
+``labels`` map. Regular expressions follow ClickHouse ``match()`` (RE2) semantics and,
 like Prometheus, are anchored to the whole value: ``=~"gpu-.*"`` becomes
 ``match(host, concat('^(?:', {s0_v:String}, ')$'))``. This module only rejects
 patterns that are obviously broken (too long, unbalanced groups or classes, a
@@ -31,6 +39,7 @@ from enum import Enum
 from typing import Any
 
 from flamehouse.collector import SelectorError
+from flamehouse.collector.gpu_state import GPU_STATES
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,8 @@ log = logging.getLogger(__name__)
 MAX_SELECTOR_LENGTH = 4096
 #: Longest regular expression accepted in one matcher.
 MAX_REGEX_LENGTH = 512
+#: Sample kinds: ``cpu`` (active threads) and ``wall`` (all threads).
+KINDS = ("cpu", "wall")
 
 LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -51,6 +62,9 @@ COLUMN_LABELS: dict[str, str] = {
     "thread": "thread",
     "kind": "toString(kind)",
 }
+
+#: Labels that are query parameters written in the selector: only ``=``, and one of these values.
+PARAM_LABELS: dict[str, tuple[str, ...]] = {"kind": KINDS, "gpu_state": GPU_STATES}
 
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
@@ -84,6 +98,17 @@ class Selector:
     """A conjunction of matchers; no matchers selects everything."""
 
     matchers: tuple[Matcher, ...] = ()
+
+    def param(self, name: str) -> str | None:
+        """The value of the parameter label ``name`` (``kind``, ``gpu_state``) given here, or ``None``.
+
+        The parser guarantees such a label appears with ``=`` and one value only.
+        """
+        return next((m.value for m in self.matchers if m.name == name), None)
+
+    def labels_only(self) -> Selector:
+        """This selector without its parameter labels: the part that is a filter on label values."""
+        return Selector(tuple(m for m in self.matchers if m.name not in PARAM_LABELS))
 
     def __str__(self) -> str:
         body = ", ".join(f"{m.name}{m.op.value}{_quote(m.value)}" for m in self.matchers)
@@ -126,11 +151,16 @@ class _Parser:
             return Selector()
         self.expect("{")
         matchers: list[Matcher] = []
+        params: dict[str, str] = {}
         while True:
             self.skip_space()
             if self.peek() == "}":
                 break
+            start = self.pos
             matchers.append(self.matcher())
+            name, value = matchers[-1].name, matchers[-1].value
+            if name in PARAM_LABELS and params.setdefault(name, value) != value:
+                raise SelectorError(f"{name} given twice with different values ({params[name]!r}, {value!r})", start)
             self.skip_space()
             if self.peek() == ",":
                 self.pos += 1
@@ -145,9 +175,17 @@ class _Parser:
 
     def matcher(self) -> Matcher:
         name = self.name()
+        self.skip_space()
+        op_start = self.pos
         op = self.op()
+        if name in PARAM_LABELS and op is not Op.EQ:
+            raise SelectorError(f"expected '=' after {name}: it is a query parameter and takes one value", op_start)
+        self.skip_space()
         start = self.pos
         value = self.string()
+        allowed = PARAM_LABELS.get(name)
+        if allowed is not None and value not in allowed:
+            raise SelectorError(f"expected {name} to be one of {', '.join(allowed)}, found {value!r}", start)
         if op.is_regex:
             problem = regex_problem(value)
             if problem:
@@ -307,10 +345,15 @@ def to_sql(selector: Selector, param_prefix: str = "s") -> tuple[str, dict[str, 
     """A ``WHERE`` fragment for ``selector`` and its bound parameters.
 
     Parameter names are ``{prefix}{i}_v`` (value) and ``{prefix}{i}_k`` (map
-    key) for the i-th matcher. An empty selector yields ``"1"``.
+    key) for the i-th matcher. An empty selector yields ``"1"``. Parameter
+    labels (``kind``, ``gpu_state``) are not filters on label values: pass
+    :meth:`Selector.labels_only` (a ``ValueError`` otherwise).
     """
     if not LABEL_NAME.fullmatch(param_prefix):
         raise ValueError(f"param_prefix must be an identifier, got {param_prefix!r}")
+    special = [m.name for m in selector.matchers if m.name in PARAM_LABELS]
+    if special:
+        raise ValueError(f"{special[0]} is a query parameter: read it with Selector.param, drop it with labels_only()")
     clauses: list[str] = []
     params: dict[str, Any] = {}
     for i, matcher in enumerate(selector.matchers):

@@ -31,9 +31,11 @@ requests are held. :meth:`GrpcServer.stop` refuses new calls and lets the in-fli
 
 With ``tls`` (certificate chain and key, PEM) the port speaks TLS only; without it bearer
 tokens travel in clear text, so keep a plain-text port on loopback or behind a
-TLS-terminating proxy (the server warns otherwise). The standard gRPC health service is not
-registered (``grpcio-health-checking`` is not a dependency); the HTTP ``/healthz`` covers
-readiness.
+TLS-terminating proxy (the server warns otherwise).
+
+The standard gRPC health service ``grpc.health.v1.Health`` answers ``SERVING`` for ``""`` and
+``flamehouse.v1.Ingest`` while the server runs and ``NOT_SERVING`` once it stops (Kubernetes
+``grpc:`` probes, ``grpc_health_probe``). It needs no token, like the HTTP ``/healthz``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.message import DecodeError
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from flamehouse.collector import CollectorError, InvalidBatch, StoreError
 from flamehouse.collector.ingest import Ingestor, Throttle
@@ -57,6 +60,7 @@ from flamehouse.proto import ingest_pb2
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "flamehouse.v1.Ingest"
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
 PUSH_METHOD = f"/{SERVICE_NAME}/Push"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_PUSHES = 32
@@ -81,9 +85,13 @@ class GrpcServer:
 
     server: grpc.Server
     port: int
+    #: The standard health servicer (``grpc_health.v1.health.HealthServicer``), if registered.
+    health: Any = None
 
     def stop(self, grace: float | None = 5.0) -> None:
         """Stops accepting calls, lets in-flight ones finish for up to ``grace`` seconds."""
+        if self.health is not None:
+            self.health.enter_graceful_shutdown()  # health checks answer NOT_SERVING from now on
         self.server.stop(grace).wait()
 
     def wait(self) -> None:
@@ -130,6 +138,10 @@ def start_grpc_server(
         compression=grpc.Compression.Gzip,
         maximum_concurrent_rpcs=max_concurrent_pushes,
     )
+    checker = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    for name in ("", SERVICE_NAME):
+        checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     port = _bind(server, listen, tls)
     if not port:
         server.stop(None)
@@ -144,7 +156,7 @@ def start_grpc_server(
         "grpc ingest started listen=%s port=%d auth=%s tls=%s max_concurrent_pushes=%d",
         *(listen, port, auth, secure, max_concurrent_pushes),
     )
-    return GrpcServer(server=server, port=port)
+    return GrpcServer(server=server, port=port, health=checker)
 
 
 def _push_service(ingestor: Ingestor) -> _Service:
@@ -215,6 +227,8 @@ class _BearerAuth(_Interceptor):
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], _Handler | None], details: grpc.HandlerCallDetails
     ) -> _Handler | None:
+        if details.method.startswith(HEALTH_PREFIX):  # probes carry no token
+            return continuation(details)
         presented = _bearer(details.invocation_metadata)
         if presented is not None and self._matches(presented.encode("utf-8")):
             return continuation(details)

@@ -35,8 +35,10 @@ class StoreConfig:
     #: Server credentials (ignored for chDB).
     user: str = "default"
     password: str = ""
-    #: Retention of raw samples and processes, in days (table TTL).
+    #: Retention of raw samples, processes and GPU rows, in days (table TTL).
     ttl_days: int = 14
+    #: Retention of the per-minute rollup ``samples_1m``, in days (table TTL).
+    rollup_ttl_days: int = 90
 
     @property
     def embedded(self) -> bool:
@@ -54,8 +56,9 @@ class Store:
     def __init__(self, config: StoreConfig) -> None:
         if not _DB_NAME.match(config.database):
             raise StoreError(f"database name {config.database!r} must match {_DB_NAME.pattern}")
-        if config.ttl_days < 1:
-            raise StoreError(f"ttl_days must be at least 1, got {config.ttl_days}")
+        for name, days in (("ttl_days", config.ttl_days), ("rollup_ttl_days", config.rollup_ttl_days)):
+            if days < 1:
+                raise StoreError(f"{name} must be at least 1, got {days}")
         self.config = config
         self.db = config.database
         self._lock = threading.Lock()

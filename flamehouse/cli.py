@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from flamehouse import __version__
+from flamehouse import __version__, config, logs
 from flamehouse.agent.spool import default_spool_dir
 
 log = logging.getLogger("flamehouse")
@@ -27,6 +27,8 @@ EXAMPLES = {
     "run": "flamehouse run --collector 127.0.0.1:7070 --service trainer --label team=vision -- python train.py",
     "query": "flamehouse query top --server http://127.0.0.1:7080 --selector '{service=\"trainer\"}' --from now-15m",
     "demo": "flamehouse demo",
+    "config": "flamehouse --config /etc/flamehouse/flamehouse.toml config show agent",
+    "import": "flamehouse import profile.txt --service trainer --label team=vision --collector 127.0.0.1:7070",
 }
 
 
@@ -59,6 +61,19 @@ def _store_args(p: argparse.ArgumentParser, embedded: bool = True) -> None:
     )
     g.add_argument("--database", default="flamehouse", help="database holding the tables (default: flamehouse)")
     g.add_argument("--ttl-days", type=int, default=14, help="retention of raw samples in days (default: 14)")
+    g.add_argument(
+        "--rollup-ttl-days",
+        type=int,
+        default=90,
+        help="retention of the per-minute rollup that answers long ranges, in days (default: 90)",
+    )
+    g.add_argument(
+        "--cluster",
+        default="",
+        metavar="NAME",
+        help="ClickHouse cluster: tables ON CLUSTER NAME, replicated *_local tables behind Distributed ones "
+        "(default: single node)",
+    )
 
 
 def _listen_args(p: argparse.ArgumentParser, grpc: bool, http: bool) -> None:
@@ -121,6 +136,11 @@ def _agent_args(p: argparse.ArgumentParser) -> None:
         "(JSON lines or nvidia-smi CSV, followed as it grows) (default: auto)",
     )
     p.add_argument("--stats-file", help="write the agent's counters as JSON here on exit")
+    p.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve the agent's counters for Prometheus at http://HOST:PORT/metrics (default: off)",
+    )
 
 
 def _query_args(q: argparse.ArgumentParser) -> None:
@@ -129,12 +149,12 @@ def _query_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--selector", default="{}", help='e.g. {service="trainer", rank!="0"}')
     q.add_argument("--from", dest="from_", default="now-1h", help="RFC 3339, unix seconds or now-15m")
     q.add_argument("--to", default="now")
-    q.add_argument("--kind", default="cpu", choices=["cpu", "wall"])
+    q.add_argument("--kind", choices=["cpu", "wall"], help="default: the selector's kind=, else cpu")
     q.add_argument(
         "--gpu-state",
-        default="any",
         choices=["any", "busy", "idle", "none"],
-        help="only samples taken while the process's GPUs were busy, idle or without data (default: any)",
+        help="only samples taken while the process's GPUs were busy, idle or without data "
+        "(default: the selector's gpu_state=, else any)",
     )
     q.add_argument(
         "--gpu-idle-below", type=float, default=10.0, help="SM utilisation %% under which a GPU is idle (default: 10)"
@@ -143,10 +163,88 @@ def _query_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--json", action="store_true", help="print the API's JSON")
 
 
+def _export_parser(qsubs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``flamehouse query export``: the selection as a file."""
+    text = "write the selected samples as a speedscope, pprof or folded file"
+    q = qsubs.add_parser(
+        "export",
+        help=text,
+        description=text,
+        epilog="example:\n  flamehouse query export --format pprof -o cpu.pb.gz --selector '{service=\"trainer\"}' "
+        "--from now-1h\n  go tool pprof -top cpu.pb.gz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("--server", default=os.environ.get("FLAMEHOUSE_SERVER", "http://127.0.0.1:7080"))
+    q.add_argument("--format", required=True, choices=["speedscope", "pprof", "folded"])
+    q.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write ('-' for standard output)")
+    q.add_argument("--selector", default="{}", help='e.g. {service="trainer", rank!="0"}')
+    q.add_argument("--from", dest="from_", default="now-1h", help="RFC 3339, unix seconds or now-15m")
+    q.add_argument("--to", default="now")
+    q.add_argument("--kind", default="cpu", choices=["cpu", "wall"])
+    q.add_argument("--per-thread", action="store_true", help="split by thread instead of merging threads")
+    q.add_argument("--rate", type=float, default=99.0, help="the agents' sampling rate, samples/s (default: 99)")
+
+
+def _diff_parser(qsubs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``flamehouse query diff``: the functions whose share changed most between two selections."""
+    text = "compare two selections (a job before and after a change): functions by change of self share"
+    q = qsubs.add_parser(
+        "diff",
+        help=text,
+        description=text,
+        epilog="example:\n  flamehouse query diff --base '{service=\"trainer\"}' --base-from now-2d --base-to now-1d "
+        "--comparison-from now-1h",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("--server", default=os.environ.get("FLAMEHOUSE_SERVER", "http://127.0.0.1:7080"))
+    q.add_argument("--base", default="{}", help="selector of the base side (default: everything)")
+    q.add_argument("--base-from", default="now-1h", help="RFC 3339, unix seconds or now-15m (default: now-1h)")
+    q.add_argument("--base-to", default="now")
+    q.add_argument("--comparison", help="selector of the comparison side (default: --base)")
+    q.add_argument("--comparison-from", default="now-1h", help="default: now-1h")
+    q.add_argument("--comparison-to", default="now")
+    q.add_argument("--kind", choices=["cpu", "wall"], help="both sides (default: the selectors' kind=, else cpu)")
+    q.add_argument("--gpu-state", choices=["any", "busy", "idle", "none"], help="both sides (default: any)")
+    q.add_argument("--limit", type=int, default=20, help="functions to show (default: 20)")
+    q.add_argument("--json", action="store_true", help="print the API's JSON (tree included)")
+
+
+def _import_parser(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``flamehouse import FILE``: py-spy raw / folded or speedscope files into the store."""
+    p = _sub(subs, "import", "load a py-spy raw / folded stacks or speedscope file into the collector")
+    p.add_argument("file", metavar="FILE", help="the profile (may be gzipped)")
+    p.add_argument("--service", required=True, help="service label of the imported samples")
+    p.add_argument("--job", default="", help="job label")
+    p.add_argument("--label", action="append", default=[], metavar="K=V", help="extra label, repeatable")
+    p.add_argument("--host", default="", help="host label (default: this host's name)")
+    p.add_argument("--time", default="now", help="when the samples are stored: RFC 3339, unix seconds or now-1h")
+    p.add_argument("--format", default="auto", choices=["auto", "raw", "speedscope"], help="default: detected")
+    p.add_argument("--kind", default="cpu", choices=["cpu", "wall"], help="what a sample counts (default: cpu)")
+    p.add_argument(
+        "--rate", type=float, default=99.0, help="samples per second, to turn speedscope time weights into samples"
+    )
+    p.add_argument(
+        "--collector",
+        default=os.environ.get("FLAMEHOUSE_COLLECTOR", "127.0.0.1:7070"),
+        help="collector gRPC address host:port (default: 127.0.0.1:7070, or FLAMEHOUSE_COLLECTOR)",
+    )
+    p.add_argument("--token", default=os.environ.get("FLAMEHOUSE_TOKEN", ""), help="bearer token (or FLAMEHOUSE_TOKEN)")
+    p.add_argument("--token-file", default=os.environ.get("FLAMEHOUSE_TOKEN_FILE"), help="file holding the token")
+    p.add_argument("--tls-ca", help="PEM CA certificate: talk to the collector over TLS, verifying it")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the collector (default: 30)")
+    p.set_defaults(max_memory_batches=1, max_spool_bytes=0, spool_dir=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flamehouse", description="Continuous CPU/GPU profiling for ML jobs.")
     parser.add_argument("--version", action="version", version=f"flamehouse {__version__}")
-    parser.add_argument("--log-level", default=os.environ.get("FLAMEHOUSE_LOG_LEVEL", "info"))
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error (default: info)")
+    parser.add_argument("--log-format", default="text", choices=["text", "json"], help="log lines (default: text)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="configuration file (or FLAMEHOUSE_CONFIG); FLAMEHOUSE_* variables override it, flags override both",
+    )
     subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _sub(subs, "server", "collector and HTTP API in one process (embedded store by default)")
@@ -186,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--rate", type=float, default=99.0, help="the agents' sampling rate, samples/s (default: 99)")
     q.add_argument("--price-core-hour", type=float, help="price of one CPU core-hour: adds a CPU $ column")
     q.add_argument("--price-gpu-hour", type=float, help="price of one GPU-hour: adds a GPU-idle $ column")
+    _export_parser(qsubs)
+    _diff_parser(qsubs)
+    _import_parser(subs)
 
     p = _sub(subs, "demo", "start an embedded server, profile a small training-like job, show its top functions")
     p.add_argument("--data-dir", help="keep the demo's data here (default: a temporary directory)")
@@ -198,24 +299,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="keep serving after the demo (default: when run from a terminal)",
     )
+    p = _sub(subs, "config", "show the effective configuration (file, FLAMEHOUSE_* variables, defaults)")
+    csubs = p.add_subparsers(dest="config_action", required=True, metavar="ACTION")
+    c = csubs.add_parser("show", help="print it as TOML, secrets masked", description="print it as TOML")
+    c.add_argument("section", nargs="?", metavar="SUBCOMMAND", help="only this subcommand's table")
+    c.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE.toml", help="configuration file")
     return parser
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(level: str, fmt: str = "text") -> None:
+    logs.setup(level, fmt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = config.parse(parser, words, config.environ())
     try:
-        setup_logging(args.log_level)
-    except ValueError:
-        parser.error(f"--log-level {args.log_level!r}: use debug, info, warning or error")
+        setup_logging(args.log_level, args.log_format)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.command == "config":
+        try:
+            print(config.show(build_parser(), words, config.environ(), args.section), end="")
+        except config.ConfigError as err:
+            print(f"flamehouse config: {err}", file=sys.stderr)
+            return 2
+        return 0
     from flamehouse import commands
 
     handler = {
@@ -226,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": commands.run,
         "query": commands.query,
         "demo": commands.demo,
+        "import": commands.import_profile,
     }[args.command]
     try:
         return handler(args)

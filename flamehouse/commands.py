@@ -15,19 +15,21 @@ import signal
 from pathlib import Path
 from types import FrameType
 
-from flamehouse import serve
+from flamehouse import __version__, serve
 from flamehouse.agent import AgentError
 from flamehouse.agent.batch import AgentIdentity
 from flamehouse.agent.gpu import open_gpu_source
 from flamehouse.agent.launcher import launch, supervise
+from flamehouse.agent.metrics import MetricsServer, serve_metrics
 from flamehouse.agent.profiler import Discover, Profiler
 from flamehouse.agent.sampler import SamplerConfig, find_pyspy
 from flamehouse.agent.shipper import Shipper, ShipperConfig
 from flamehouse.agent.targets import LabelConfig, all_processes, matching, parse_label, tree
 from flamehouse.collector import CollectorError
+from flamehouse.collector.cluster import check_cluster_name
 from flamehouse.collector.store import StoreConfig, embedded_dsn
 from flamehouse.ui.client import ApiClient, ApiError
-from flamehouse.ui.terminal import render_lines, render_top
+from flamehouse.ui.terminal import render_diff, render_lines, render_top
 
 log = logging.getLogger("flamehouse")
 
@@ -63,7 +65,21 @@ def make_profiler(args: argparse.Namespace, discover: Discover) -> Profiler:
         raise UsageError(str(err)) from err
     shipper = Shipper(shipper_config(args))
     identity = AgentIdentity.local(args.host)
-    return Profiler(sampler, labels, discover, shipper, identity, rescan=args.rescan, gpu=gpu)
+    profiler = Profiler(sampler, labels, discover, shipper, identity, rescan=args.rescan, gpu=gpu)
+    args.metrics_server = agent_metrics(args, profiler)
+    return profiler
+
+
+def agent_metrics(args: argparse.Namespace, profiler: Profiler) -> MetricsServer | None:
+    """Starts the ``--metrics-listen`` endpoint (None without the flag); closed by :func:`finish`."""
+    listen = getattr(args, "metrics_listen", None)
+    if not listen:
+        return None
+    try:
+        host, port = serve.split_listen(listen)
+        return serve_metrics(profiler, host, port, __version__)
+    except (ValueError, OSError) as err:
+        raise UsageError(f"--metrics-listen {listen}: {err}") from err
 
 
 def shipper_config(args: argparse.Namespace) -> ShipperConfig:
@@ -107,6 +123,9 @@ def finish(profiler: Profiler, args: argparse.Namespace) -> dict[str, int]:
     log.info("agent stopped %s", " ".join(f"{k}={v}" for k, v in stats.items()))
     if args.stats_file:
         Path(args.stats_file).write_text(json.dumps(stats, indent=2) + "\n")
+    metrics = getattr(args, "metrics_server", None)
+    if metrics is not None:
+        metrics.close()
     return stats
 
 
@@ -165,12 +184,14 @@ def run(args: argparse.Namespace) -> int:
 
 def store_config(args: argparse.Namespace) -> StoreConfig:
     """The StoreConfig from --store / --data-dir and friends."""
-    if args.ttl_days < 1:
-        raise UsageError(f"--ttl-days must be at least 1, got {args.ttl_days}")
+    for flag, days in (("--ttl-days", args.ttl_days), ("--rollup-ttl-days", args.rollup_ttl_days)):
+        if days < 1:
+            raise UsageError(f"{flag} must be at least 1, got {days}")
     dsn = args.store or embedded_dsn(args.data_dir)
     return StoreConfig(
-        dsn=dsn, database=args.database, user=args.store_user, password=args.store_password, ttl_days=args.ttl_days
-    )
+        dsn=dsn, database=args.database, user=args.store_user, password=args.store_password, ttl_days=args.ttl_days,
+        rollup_ttl_days=args.rollup_ttl_days,
+    )  # fmt: skip
 
 
 def read_tokens(path: str | None, flag: str = "--token-file") -> frozenset[str]:
@@ -208,9 +229,18 @@ def server(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from err
     config = store_config(args)
+    cluster = getattr(args, "cluster", "") or None
+    if cluster is not None:
+        try:
+            check_cluster_name(cluster)
+        except CollectorError as err:
+            raise UsageError(str(err)) from err
+        if config.embedded:
+            raise UsageError("--cluster needs a ClickHouse server: give --store http(s)://host:8123")
     try:
         services = serve.start(
             config,
+            cluster=cluster,
             grpc_listen=grpc_listen,
             http_listen=http_listen,
             tokens=read_tokens(getattr(args, "token_file", None)),
@@ -225,6 +255,10 @@ def server(args: argparse.Namespace) -> int:
 
 def query(args: argparse.Namespace) -> int:
     """``flamehouse query top|lines``: print a table (or the JSON) from a running server."""
+    if args.query == "export":
+        return export(args)
+    if args.query == "diff":
+        return query_diff(args)
     if not 1 <= args.limit <= 10000:
         raise UsageError(f"--limit must be between 1 and 10000, got {args.limit}")
     client = ApiClient(args.server)
@@ -254,6 +288,38 @@ def _prices(args: argparse.Namespace) -> tuple[float | None, float | None]:
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise UsageError(f"{flag} must be a price of 0 or more, got {value}")
     return args.price_core_hour, args.price_gpu_hour
+
+
+def query_diff(args: argparse.Namespace) -> int:
+    """``flamehouse query diff``: the functions whose self share changed most, as a table (or the JSON)."""
+    if not 1 <= args.limit <= 10000:
+        raise UsageError(f"--limit must be between 1 and 10000, got {args.limit}")
+    try:
+        result = ApiClient(args.server).diff(
+            args.base, (args.base_from, args.base_to), args.comparison, (args.comparison_from, args.comparison_to),
+            kind=args.kind, gpu_state=args.gpu_state, limit=args.limit,
+        )  # fmt: skip
+    except ApiError as err:
+        if 400 <= err.status < 500:
+            raise UsageError(err.message) from err
+        log.error("server %s answered %d: %s", args.server, err.status, err.message)
+        return 1
+    print(json.dumps(result, indent=2) if args.json else render_diff(result))
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """``flamehouse query export``: the selection as a file (see :mod:`flamehouse.exchange`)."""
+    from flamehouse.exchange import export_file
+
+    return export_file(args)
+
+
+def import_profile(args: argparse.Namespace) -> int:
+    """``flamehouse import FILE``: a profile file shipped through the collector (see :mod:`flamehouse.exchange`)."""
+    from flamehouse.exchange import import_file
+
+    return import_file(args)
 
 
 def demo(args: argparse.Namespace) -> int:

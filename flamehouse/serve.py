@@ -24,6 +24,7 @@ from flamehouse.collector.query import QueryService
 from flamehouse.collector.schema import migrate
 from flamehouse.collector.service import GrpcServer, start_grpc_server
 from flamehouse.collector.store import Store, StoreConfig
+from flamehouse.collector.upkeep import apply_retention, backfill_rollup
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,17 @@ class Services:
         log.info("server stopped")
 
 
-def open_store(config: StoreConfig) -> Store:
+def open_store(config: StoreConfig, cluster: str | None = None) -> Store:
+    """The store, migrated (``ON CLUSTER cluster`` when given; see collector.cluster), its rollup caught up
+    and its tables' TTLs set to the configured retention (see collector.upkeep)."""
     store = Store(config)
-    migrate(store)
+    try:
+        migrate(store, cluster)
+        backfill_rollup(store)
+        apply_retention(store)
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
@@ -80,13 +89,15 @@ def start(
     tokens: frozenset[str] = frozenset(),
     tls: tuple[bytes, bytes] | None = None,
     api_tokens: frozenset[str] = frozenset(),
+    cluster: str | None = None,
 ) -> Services:
     """Opens (and migrates) the store and starts the requested halves.
 
     ``tokens`` are the agents' (ingest) tokens, ``tls`` the gRPC (certificate chain, key)
-    PEMs, ``api_tokens`` the read-only tokens /api/v1/* then requires.
+    PEMs, ``api_tokens`` the read-only tokens /api/v1/* then requires, ``cluster`` the
+    ClickHouse cluster the schema is created on (None: single node).
     """
-    store = open_store(store_config)
+    store = open_store(store_config, cluster)
     registry = prometheus_client.CollectorRegistry()
     services = Services(store=store, registry=registry)
     try:

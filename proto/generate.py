@@ -1,4 +1,4 @@
-"""Regenerates the committed protobuf modules from ``proto/flamehouse/v1``.
+"""Regenerates the committed protobuf modules from ``proto/flamehouse/v1`` and ``proto/pprof``.
 
 Run ``python -m flamehouse.proto.generate`` after editing a ``.proto`` file
 (needs grpcio-tools, a development dependency). A test checks that the
@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent
-SOURCES = ("flamehouse/v1/ingest.proto",)
+SOURCES = ("flamehouse/v1/ingest.proto", "pprof/profile.proto")
 
 
 def generate(out_dir: Path) -> list[Path]:

@@ -10,6 +10,20 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 fi
+# the export tests read pprof files with Debian's `go tool pprof` and load exports in speedscope's own app
+if ! command -v go >/dev/null 2>&1; then
+    echo "== installing golang-go for the pprof export tests"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q golang-go
+fi
+if [ ! -f .cache/npm-speedscope/node_modules/speedscope/dist/release/index.html ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm
+    fi
+    echo "== installing speedscope (npm) for the export tests"
+    npm install --silent --no-audit --no-fund --prefix .cache/npm-speedscope speedscope@1.25.0
+fi
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

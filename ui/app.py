@@ -3,10 +3,12 @@
 Routes::
 
     GET /api/v1/top                   functions by self samples
-    GET /api/v1/flamegraph            call tree merged by function
+    GET /api/v1/flamegraph            call tree merged by function (or by line)
+    GET /api/v1/diff                  two selections compared: merged tree, share changes  } ui.diff_api
     GET /api/v1/lines                 cost per source line (CPU and GPU-busy/idle seconds)  } ui.gpu_api
     GET /api/v1/gpu                   GPU device and process series                         }
     GET /api/v1/timeline              samples and GPU utilisation per step                  }
+    GET /api/v1/export                speedscope, pprof or folded file of the selection     } ui.export_api
     GET /api/v1/labels                label names with data in a time range
     GET /api/v1/labels/{name}/values  values of one label
     GET /healthz                      200 when ready, else 503
@@ -38,13 +40,17 @@ from flamehouse import __version__
 from flamehouse.collector import QueryError, StoreError
 from flamehouse.collector.gpu_state import DEFAULT_IDLE_BELOW
 from flamehouse.collector.query import DEFAULT_FLAME_NODES, QueryService
+from flamehouse.ui.diff_api import diff_router
+from flamehouse.ui.export_api import export_router
 from flamehouse.ui.gpu_api import gpu_router
 from flamehouse.ui.params import (
     ERRORS,
+    SOURCE_HEADER,
+    ByParam,
     FromParam,
     GpuStateParam,
     IdleBelowParam,
-    KindParam,
+    OptionalKindParam,
     SelectorParam,
     ToParam,
 )
@@ -67,6 +73,7 @@ class TopResponse(BaseModel):
 class FlameNodeModel(BaseModel):
     name: str
     file: str
+    line: int | None = Field(None, description="Source line, with `by=line` only (0 when unknown).")
     self: int
     total: int
     children: list[FlameNodeModel] = Field(description="Sorted by total, highest first.")
@@ -135,6 +142,8 @@ def create_app(
     _install_metrics_middleware(app, metrics)
     app.include_router(_api_router(queries))
     app.include_router(gpu_router(queries))
+    app.include_router(diff_router(queries))
+    app.include_router(export_router(queries.store))
     app.include_router(_ops_router(ready, registry))
     _mount_pages(app)
     return app
@@ -205,17 +214,17 @@ def _api_router(queries: QueryService) -> APIRouter:
         selector: SelectorParam = "",
         from_: FromParam = None,
         to: ToParam = None,
-        kind: KindParam = "cpu",
+        kind: OptionalKindParam = None,
         limit: Annotated[int, Query(description="Functions to return, 1 to 10000.")] = 100,
-        gpu_state: GpuStateParam = "any",
+        gpu_state: GpuStateParam = None,
         gpu_idle_below: IdleBelowParam = DEFAULT_IDLE_BELOW,
     ) -> Response:
         """Functions sorted by self samples (ties: total, then name). `total` counts a recursive
-        function once per stack."""
+        function once per stack. Header `X-Flamehouse-Source`: the table that answered."""
         result = queries.top(
             selector, from_, to, kind=kind, limit=limit, gpu_state=gpu_state, gpu_idle_below=gpu_idle_below
         )
-        return JSONResponse(result.to_json())
+        return JSONResponse(result.to_json(), headers={SOURCE_HEADER: result.source})
 
     @router.get("/flamegraph", response_model=FlamegraphResponse, summary="Flame graph merged by function")
     def flamegraph(
@@ -223,18 +232,21 @@ def _api_router(queries: QueryService) -> APIRouter:
         selector: SelectorParam = "",
         from_: FromParam = None,
         to: ToParam = None,
-        kind: KindParam = "cpu",
+        kind: OptionalKindParam = None,
         max_nodes: Annotated[
             int, Query(description="Most nodes to return, 1 to 100000; the largest are kept.")
         ] = DEFAULT_FLAME_NODES,
-        gpu_state: GpuStateParam = "any",
+        gpu_state: GpuStateParam = None,
         gpu_idle_below: IdleBelowParam = DEFAULT_IDLE_BELOW,
+        by: ByParam = "function",
     ) -> Response:
-        """The call tree under a root named `all`; `root.total` equals `total_samples`."""
+        """The call tree under a root named `all`; `root.total` equals `total_samples`. With `by=line` a node is
+        one source line (nodes carry `line`). Header `X-Flamehouse-Source`: the table that answered."""
         result = queries.flamegraph(
-            selector, from_, to, kind=kind, max_nodes=max_nodes, gpu_state=gpu_state, gpu_idle_below=gpu_idle_below
-        )
-        return JSONResponse(result.to_json())
+            selector, from_, to, kind=kind, max_nodes=max_nodes, gpu_state=gpu_state, gpu_idle_below=gpu_idle_below,
+            by=by,
+        )  # fmt: skip
+        return JSONResponse(result.to_json(), headers={SOURCE_HEADER: result.source})
 
     @router.get("/labels", response_model=LabelsResponse, summary="Label names")
     def labels(from_: FromParam = None, to: ToParam = None) -> Response:

@@ -41,7 +41,7 @@ class ApiClient:
         selector: str = "",
         from_: str | None = None,
         to: str | None = None,
-        kind: str = "cpu",
+        kind: str | None = None,
         limit: int = 100,
         *,
         gpu_state: str | None = None,
@@ -49,8 +49,8 @@ class ApiClient:
     ) -> dict[str, Any]:
         """``{"total_samples": int, "functions": [{"function", "file", "self", "total"}, ...]}``.
 
-        ``gpu_state`` (``any``, ``busy``, ``idle``, ``none``) and ``gpu_idle_below``
-        are left to the server's defaults when ``None``.
+        ``kind``, ``gpu_state`` (``any``, ``busy``, ``idle``, ``none``) and
+        ``gpu_idle_below`` are left to the selector and the server's defaults when ``None``.
         """
         params: dict[str, Any] = {"selector": selector, "from": from_, "to": to, "kind": kind, "limit": limit}
         params.update(gpu_state=gpu_state, gpu_idle_below=gpu_idle_below)
@@ -62,7 +62,7 @@ class ApiClient:
         from_: str | None = None,
         to: str | None = None,
         *,
-        kind: str = "cpu",
+        kind: str | None = None,
         gpu_state: str | None = None,
         gpu_idle_below: float | None = None,
         limit: int = 100,
@@ -97,12 +97,35 @@ class ApiClient:
         selector: str = "",
         from_: str | None = None,
         to: str | None = None,
-        kind: str = "cpu",
+        kind: str | None = None,
         max_nodes: int | None = None,
+        *,
+        by: str | None = None,
     ) -> dict[str, Any]:
-        """``{"total_samples", "truncated", "root": {"name", "file", "self", "total", "children"}}``."""
-        params = {"selector": selector, "from": from_, "to": to, "kind": kind, "max_nodes": max_nodes}
+        """``{"total_samples", "truncated", "root": {"name", "file", "self", "total", "children"}}``.
+
+        ``by="line"`` splits nodes per source line (they carry ``"line"``).
+        """
+        params = {"selector": selector, "from": from_, "to": to, "kind": kind, "max_nodes": max_nodes, "by": by}
         return self._object(self._get("/api/v1/flamegraph", params))
+
+    def diff(
+        self,
+        base: str,
+        base_range: tuple[str | None, str | None],
+        comparison: str | None,
+        comparison_range: tuple[str | None, str | None],
+        *,
+        kind: str | None = None,
+        gpu_state: str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """``{"base_total", "comparison_total", "truncated", "source", "root", "changes": [{"function", "file",
+        "base_self", "comparison_self", "base_share", "comparison_share", "delta"}, ...]}``."""
+        params: dict[str, Any] = {"base": base, "base_from": base_range[0], "base_to": base_range[1]}
+        params.update(comparison=comparison, comparison_from=comparison_range[0], comparison_to=comparison_range[1])
+        params.update(kind=kind, gpu_state=gpu_state, limit=limit)
+        return self._object(self._get("/api/v1/diff", params))
 
     def labels(self, from_: str | None = None, to: str | None = None) -> list[str]:
         """Label names with data in the range."""
@@ -115,19 +138,40 @@ class ApiClient:
         body = self._object(self._get(path, {"selector": selector, "from": from_, "to": to}))
         return [str(value) for value in body.get("values", [])]
 
+    def export(
+        self,
+        format_: str,
+        selector: str = "",
+        from_: str | None = None,
+        to: str | None = None,
+        *,
+        kind: str = "cpu",
+        per_thread: bool = False,
+        rate: float | None = None,
+    ) -> bytes:
+        """The selection as a ``speedscope``, ``pprof`` or ``folded`` file, as the server rendered it."""
+        params: dict[str, Any] = {"format": format_, "selector": selector, "from": from_, "to": to, "kind": kind}
+        params.update(per_thread="true" if per_thread else None, rate=rate)
+        return self._get_bytes("/api/v1/export", params, "*/*")
+
     def _get(self, path: str, params: dict[str, Any]) -> Any:
+        body = self._get_bytes(path, params, "application/json")
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise ApiError(0, f"{self.base_url}{path} did not return JSON: {exc}") from exc
+
+    def _get_bytes(self, path: str, params: dict[str, Any], accept: str) -> bytes:
         query = urlencode({k: v for k, v in params.items() if v is not None and v != ""})
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (scheme checked)
+        request = urllib.request.Request(url, headers={"Accept": accept})  # noqa: S310 (scheme checked)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (scheme checked)
-                return json.loads(response.read())
+                return bytes(response.read())
         except urllib.error.HTTPError as exc:
             raise ApiError(exc.code, _error_message(exc)) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise ApiError(0, f"cannot reach {self.base_url}: {getattr(exc, 'reason', exc)}") from exc
-        except ValueError as exc:
-            raise ApiError(0, f"{url} did not return JSON: {exc}") from exc
 
     @staticmethod
     def _object(body: Any) -> dict[str, Any]:

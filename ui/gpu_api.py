@@ -28,7 +28,7 @@ from flamehouse.ui.params import (
     FromParam,
     GpuStateParam,
     IdleBelowParam,
-    KindParam,
+    OptionalKindParam,
     SelectorParam,
     StepParam,
     ToParam,
@@ -112,8 +112,8 @@ def gpu_router(queries: QueryService) -> APIRouter:
         selector: SelectorParam = "",
         from_: FromParam = None,
         to: ToParam = None,
-        kind: KindParam = "cpu",
-        gpu_state: GpuStateParam = "any",
+        kind: OptionalKindParam = None,
+        gpu_state: GpuStateParam = None,
         gpu_idle_below: IdleBelowParam = DEFAULT_IDLE_BELOW,
         limit: Annotated[int, Query(description="Lines to return, 1 to 10000.")] = 100,
         rate: Annotated[
@@ -141,7 +141,7 @@ def gpu_router(queries: QueryService) -> APIRouter:
         selector: SelectorParam = "",
         from_: FromParam = None,
         to: ToParam = None,
-        kind: KindParam = "cpu",
+        kind: OptionalKindParam = None,
         step: StepParam = None,
     ) -> Response:
         """For every step of the range: the selected samples, and the mean SM utilisation of the GPUs the

@@ -1,4 +1,4 @@
-"""Plain-text rendering of API results for the terminal (``flamehouse query top|lines``)."""
+"""Plain-text rendering of API results for the terminal (``flamehouse query top|lines|diff``)."""
 
 from __future__ import annotations
 
@@ -102,6 +102,35 @@ def render_lines(
     if prices:
         sums = (f"{h} {_money(sum(float(r[k]) for r in rows) / 3600 * p)}" for h, k, p in prices)
         out.append(f"sum over these {len(rows)} lines: " + ", ".join(sums))
+    return "\n".join(out) + "\n"
+
+
+def render_diff(result: Mapping[str, Any], width: int = 120) -> str:
+    """A table of ``/api/v1/diff``'s ``changes``: BASE%, COMP%, DELTA, BASE, COMP, FUNCTION, FILE.
+
+    Shares are self samples over each side's own total (as the API gives
+    them), the largest change first; DELTA is in percentage points.
+    """
+    base_total, comparison_total = int(result.get("base_total", 0)), int(result.get("comparison_total", 0))
+    changes: Sequence[Mapping[str, Any]] = result.get("changes", [])
+    out = [f"base: {base_total} samples, comparison: {comparison_total} samples (self share of each side's total)"]
+    if not changes:
+        out.append("no samples on either side")
+        return "\n".join(out) + "\n"
+    headers = ("BASE%", "COMP%", "DELTA", "BASE", "COMP", "FUNCTION", "FILE")
+    cells = [
+        (
+            f"{100 * float(c['base_share']):.1f}%",
+            f"{100 * float(c['comparison_share']):.1f}%",
+            f"{100 * float(c['delta']):+.1f}pp",
+            str(int(c.get("base_self", 0))),
+            str(int(c.get("comparison_self", 0))),
+            str(c["function"]),
+            str(c["file"]),
+        )
+        for c in changes
+    ]
+    out.extend(_table(headers, cells, width))
     return "\n".join(out) + "\n"
 
 

@@ -190,7 +190,8 @@ def test_top_names_unknown_functions(seeded: tuple[QueryService, float]) -> None
         ('{rank="0", service="trainer"}', 17),
         ('{job=""}', 2),
         ('{thread="MainThread"}', RECENT_CPU),
-        ('{kind="wall"}', 0),
+        ('{kind="wall"}', 7),  # kind in the selector is the kind parameter
+        ('{kind="cpu", host="cpu-1"}', 2),
         ("{}", RECENT_CPU),
     ],
 )

@@ -87,7 +87,7 @@ def test_same_shares_as_plain_pyspy(server: Server, tmp_path: Path, spawn: Spawn
     _, top = server.get("/api/v1/top", selector='{service="split-ref"}', **{"from": str(started)})
     ours = self_shares(top["functions"], ("spin_three", "spin_one"))["spin_three"]
     print(f"FIGURES py-spy raw spin_three={ref_share:.3f} flamehouse={ours:.3f}")
-    assert abs(ours - ref_share) < 0.06, (ours, ref_share)
+    assert abs(ours - ref_share) < 0.08, (ours, ref_share)
 
 
 def test_whole_tree_is_profiled_and_exit_code_kept(server: Server, tmp_path: Path) -> None:

@@ -116,14 +116,41 @@ def test_regex_precheck_accepts_valid_re2(pattern: str) -> None:
 
 def test_sql_maps_columns_pid_and_map_keys() -> None:
     sql, params = to_sql(
-        parse_selector('{service="s", pid="42", team=~"ml.*", kind!="wall", host!~"h1"}'), param_prefix="p"
+        parse_selector('{service="s", pid="42", team=~"ml.*", thread!="w", host!~"h1"}'), param_prefix="p"
     )
     assert sql == (
         "service = {p0_v:String} AND toString(pid) = {p1_v:String} AND "
         "match(labels[{p2_k:String}], concat('^(?:', {p2_v:String}, ')$')) AND "
-        "toString(kind) != {p3_v:String} AND NOT match(host, concat('^(?:', {p4_v:String}, ')$'))"
+        "thread != {p3_v:String} AND NOT match(host, concat('^(?:', {p4_v:String}, ')$'))"
     )
-    assert params == {"p0_v": "s", "p1_v": "42", "p2_k": "team", "p2_v": "ml.*", "p3_v": "wall", "p4_v": "h1"}
+    assert params == {"p0_v": "s", "p1_v": "42", "p2_k": "team", "p2_v": "ml.*", "p3_v": "w", "p4_v": "h1"}
+
+
+def test_parameter_labels_are_read_not_filtered() -> None:
+    selector = parse_selector('{service="x", gpu_state="idle", kind="wall", kind="wall"}')
+    assert (selector.param("kind"), selector.param("gpu_state"), selector.param("job")) == ("wall", "idle", None)
+    assert selector.labels_only() == Selector((Matcher("service", Op.EQ, "x"),))
+    assert to_sql(selector.labels_only()) == ("service = {s0_v:String}", {"s0_v": "x"})
+    with pytest.raises(ValueError, match="gpu_state is a query parameter"):
+        to_sql(selector)
+    assert parse_selector(str(selector)) == selector
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "expected"),
+    [
+        ('{kind=~"c.*"}', 5, "expected '=' after kind: it is a query parameter"),
+        ('{gpu_state != "idle"}', 11, "expected '=' after gpu_state"),
+        ('{kind="gpu"}', 6, "expected kind to be one of cpu, wall, found 'gpu'"),
+        ('{gpu_state="sleepy"}', 11, "expected gpu_state to be one of any, busy, idle, none"),
+        ('{kind="cpu", a="b", kind="wall"}', 20, "kind given twice with different values ('cpu', 'wall')"),
+    ],
+)
+def test_parameter_label_errors(text: str, position: int, expected: str) -> None:
+    with pytest.raises(SelectorError) as caught:
+        parse_selector(text)
+    assert caught.value.position == position
+    assert expected in str(caught.value)
 
 
 def test_param_prefix_must_be_an_identifier() -> None:
@@ -143,10 +170,10 @@ def test_random_text_raises_only_selector_error(text: str) -> None:
     except SelectorError as exc:
         assert 0 <= exc.position <= max(len(text), MAX_SELECTOR_LENGTH)
     else:
-        to_sql(selector)
+        to_sql(selector.labels_only())
 
 
-_NAMES = st.sampled_from(["service", "job", "host", "pid", "rank", "thread", "kind", "team", "env_x", "_k"])
+_NAMES = st.sampled_from(["service", "job", "host", "pid", "rank", "thread", "team", "env_x", "_k"])
 _VALUES = st.text(min_size=1, max_size=20).filter(lambda v: not any("\ud800" <= c <= "\udfff" for c in v))
 _SAFE_REGEX = st.from_regex(r"[a-z0-9.*+|-]{1,10}", fullmatch=True)
 

@@ -4,8 +4,9 @@ The exports (speedscope, pprof, folded; see :mod:`flamehouse.ui.formats`) need
 whole stacks, not a merged tree: one row per distinct stack (and thread, when
 asked) with its frames root first. Two queries, both aggregated in ClickHouse:
 
-1. counts per ``stack_id`` (and ``thread``) over the filtered samples, joined
-   to the deduplicated ``stacks`` (``any(frame_ids)``);
+1. counts per ``stack_id`` (and ``thread``) over the filtered samples (with a
+   ``gpu_state``, over the samples classified by :mod:`.gpu_state`; threads are
+   then merged), joined to the deduplicated ``stacks`` (``any(frame_ids)``);
 2. the frames of those stacks, ``(function, file, line)`` by ``frame_id``,
    restricted by the same filter (a subquery), so no id list travels as a
    parameter.
@@ -25,6 +26,7 @@ from typing import Any
 
 from flamehouse.collector import QueryError
 from flamehouse.collector.filters import FilterBuilder, SampleFilter
+from flamehouse.collector.gpu_state import DEFAULT_IDLE_BELOW, counts_ctes
 from flamehouse.collector.store import Store
 
 log = logging.getLogger(__name__)
@@ -70,18 +72,28 @@ class ExportResult:
     per_thread: bool
 
 
-def _stacks_sql(db: str, where: str, per_thread: bool) -> str:
+def _counts_ctes(db: str, where: SampleFilter, per_thread: bool) -> str:
+    """CTEs ending in ``by_stack (stack_id, thread_name, n)``: selected samples per stack (and thread)."""
+    if where.gpu.state != "any":
+        if per_thread:
+            raise QueryError("a per-thread export cannot filter by gpu_state: export merged threads instead")
+        return (
+            f"{counts_ctes(db, where.sql, where.gpu)},\nby_stack AS (SELECT stack_id, '' AS thread_name, n FROM counts)"
+        )
     thread = "thread" if per_thread else "''"
+    return (
+        f"by_stack AS (SELECT stack_id, {thread} AS thread_name, sum(count) AS n "
+        f"FROM {db}.samples WHERE {where.sql} GROUP BY stack_id, thread_name)"
+    )
+
+
+def _stacks_sql(db: str, where: SampleFilter, per_thread: bool) -> str:
     return f"""
-WITH counts AS (
-    SELECT stack_id, {thread} AS thread_name, sum(count) AS n
-    FROM {db}.samples WHERE {where}
-    GROUP BY stack_id, thread_name
-)
+WITH {_counts_ctes(db, where, per_thread)}
 SELECT c.thread_name, c.n, s.fids
-FROM counts AS c LEFT JOIN (
+FROM by_stack AS c LEFT JOIN (
     SELECT stack_id, any(frame_ids) AS fids FROM {db}.stacks
-    WHERE stack_id IN (SELECT stack_id FROM counts) GROUP BY stack_id
+    WHERE stack_id IN (SELECT stack_id FROM by_stack) GROUP BY stack_id
 ) AS s ON s.stack_id = c.stack_id
 ORDER BY c.n DESC, c.stack_id ASC, c.thread_name ASC
 LIMIT {{max_stacks:UInt32}}
@@ -112,20 +124,27 @@ class ExportQuery:
         from_: str | None,
         to: str | None,
         *,
-        kind: str = "cpu",
+        kind: str | None = None,
+        gpu_state: str | None = None,
+        gpu_idle_below: float = DEFAULT_IDLE_BELOW,
         per_thread: bool = False,
         now: float | None = None,
         max_stacks: int = MAX_EXPORT_STACKS,
     ) -> ExportResult:
         """The selected stacks with frames and counts.
 
-        Raises :class:`~flamehouse.collector.QueryError` for bad input and when
-        the selection holds more than ``max_stacks`` distinct rows.
+        ``kind`` (default ``cpu``) and ``gpu_state`` (default ``any``) may also
+        be written in the selector, as in the other profile queries. Raises
+        :class:`~flamehouse.collector.QueryError` for bad input and when the
+        selection holds more than ``max_stacks`` distinct rows.
         """
-        where = self._filters.build(selector, from_, to, now, kind)
+        where = self._filters.profile(
+            selector, from_, to, now, kind=kind, gpu_state=gpu_state, gpu_idle_below=gpu_idle_below
+        )
         started = time.perf_counter()
-        sql = _stacks_sql(self.store.db, where.sql, per_thread)
-        rows = self.store.query(sql, {**where.params, "max_stacks": max_stacks + 1})
+        sql = _stacks_sql(self.store.db, where, per_thread)
+        params = {**where.params, **where.gpu.params, "max_stacks": max_stacks + 1}
+        rows = self.store.query(sql, params)
         if len(rows) > max_stacks:
             raise QueryError(
                 f"the selection holds more than {max_stacks} distinct stacks: narrow the selector or the time range"
@@ -135,7 +154,7 @@ class ExportQuery:
         elapsed_ms = (time.perf_counter() - started) * 1e3
         log.debug("query export stacks=%d frames=%d elapsed_ms=%.1f", len(stacks), len(frames), elapsed_ms)
         total = sum(s.count for s in stacks)
-        return ExportResult(stacks, total, where.start, where.end, kind, per_thread)
+        return ExportResult(stacks, total, where.start, where.end, where.kind or "cpu", per_thread)
 
 
 def _frame_table(store: Store, where: SampleFilter) -> dict[int, ExportFrame]:

@@ -180,7 +180,12 @@ def _export_parser(qsubs: argparse._SubParsersAction[argparse.ArgumentParser]) -
     q.add_argument("--selector", default="{}", help='e.g. {service="trainer", rank!="0"}')
     q.add_argument("--from", dest="from_", default="now-1h", help="RFC 3339, unix seconds or now-15m")
     q.add_argument("--to", default="now")
-    q.add_argument("--kind", default="cpu", choices=["cpu", "wall"])
+    q.add_argument("--kind", choices=["cpu", "wall"], help="default: the selector's kind, else cpu")
+    q.add_argument(
+        "--gpu-state",
+        choices=["any", "busy", "idle", "none"],
+        help="only samples taken while the process's GPUs were busy, idle or without data (default: any)",
+    )
     q.add_argument("--per-thread", action="store_true", help="split by thread instead of merging threads")
     q.add_argument("--rate", type=float, default=99.0, help="the agents' sampling rate, samples/s (default: 99)")
 

@@ -35,7 +35,14 @@ def export_file(args: argparse.Namespace) -> int:
     client = ApiClient(args.server)
     try:
         data = client.export(
-            args.format, args.selector, args.from_, args.to, kind=args.kind, per_thread=args.per_thread, rate=args.rate
+            args.format,
+            args.selector,
+            args.from_,
+            args.to,
+            kind=args.kind,
+            gpu_state=args.gpu_state,
+            per_thread=args.per_thread,
+            rate=args.rate,
         )
     except ApiError as err:
         if 400 <= err.status < 500:

@@ -145,13 +145,17 @@ class ApiClient:
         from_: str | None = None,
         to: str | None = None,
         *,
-        kind: str = "cpu",
+        kind: str | None = None,
+        gpu_state: str | None = None,
         per_thread: bool = False,
         rate: float | None = None,
     ) -> bytes:
-        """The selection as a ``speedscope``, ``pprof`` or ``folded`` file, as the server rendered it."""
+        """The selection as a ``speedscope``, ``pprof`` or ``folded`` file, as the server rendered it.
+
+        ``kind``, ``gpu_state`` and ``rate`` are left to the server (and the selector) when ``None``.
+        """
         params: dict[str, Any] = {"format": format_, "selector": selector, "from": from_, "to": to, "kind": kind}
-        params.update(per_thread="true" if per_thread else None, rate=rate)
+        params.update(gpu_state=gpu_state, per_thread="true" if per_thread else None, rate=rate)
         return self._get_bytes("/api/v1/export", params, "*/*")
 
     def _get(self, path: str, params: dict[str, Any]) -> Any:

@@ -17,10 +17,19 @@ from fastapi import APIRouter, Query, Response
 
 from flamehouse.collector import QueryError
 from flamehouse.collector.export_query import ExportQuery
+from flamehouse.collector.gpu_state import DEFAULT_IDLE_BELOW
 from flamehouse.collector.lines import DEFAULT_RATE, MAX_RATE
 from flamehouse.collector.store import Store
 from flamehouse.ui.formats import FORMATS, ExportProfile
-from flamehouse.ui.params import ERRORS, FromParam, KindParam, SelectorParam, ToParam
+from flamehouse.ui.params import (
+    ERRORS,
+    FromParam,
+    GpuStateParam,
+    IdleBelowParam,
+    OptionalKindParam,
+    SelectorParam,
+    ToParam,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +46,7 @@ PerThreadParam = Annotated[
     bool,
     Query(
         description="One profile per thread (speedscope), a `thread` label per sample (pprof), "
-        "a `thread (0): NAME` root frame (folded). Default: threads merged."
+        "a `thread (0): NAME` root frame (folded). Default: threads merged. Not with `gpu_state`."
     ),
 ]
 RateParam = Annotated[
@@ -68,7 +77,9 @@ def export_router(store: Store) -> APIRouter:
         selector: SelectorParam = "",
         from_: FromParam = None,
         to: ToParam = None,
-        kind: KindParam = "cpu",
+        kind: OptionalKindParam = None,
+        gpu_state: GpuStateParam = None,
+        gpu_idle_below: IdleBelowParam = DEFAULT_IDLE_BELOW,
         per_thread: PerThreadParam = False,
         rate: RateParam = DEFAULT_RATE,
     ) -> Response:
@@ -77,8 +88,10 @@ def export_router(store: Store) -> APIRouter:
         if not (math.isfinite(rate) and 0 < rate <= MAX_RATE):
             raise QueryError(f"rate must be above 0 and at most {MAX_RATE:g} samples per second, got {rate}")
         output = FORMATS[format_]
-        result = exports.stacks(selector, from_, to, kind=kind, per_thread=per_thread)
-        name = f"flamehouse {kind} {selector.strip() or '{}'}"
+        result = exports.stacks(
+            selector, from_, to, kind=kind, gpu_state=gpu_state, gpu_idle_below=gpu_idle_below, per_thread=per_thread
+        )
+        name = f"flamehouse {result.kind} {selector.strip() or '{}'}"
         profile = ExportProfile.from_result(result, name=name, rate=rate)
         body = output.render(profile)
         log.debug("export format=%s stacks=%d bytes=%d", output.name, len(profile.stacks), len(body))

@@ -89,6 +89,24 @@ def test_per_thread_exports_keep_threads(client: TestClient, fmt: str) -> None:
     assert by_thread == {"MainThread": 40, "loader": 8}
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"selector": '{service="trainer", gpu_state="none"}'},
+        {"selector": '{service="trainer"}', "gpu_state": "none"},
+        {"selector": '{service="loader", kind="wall"}'},
+        {"selector": '{service="loader"}', "kind": "wall"},
+    ],
+)
+def test_kind_and_gpu_state_select_as_in_top(client: TestClient, params: dict[str, str]) -> None:
+    top = client.get("/api/v1/top", params=params).json()
+    response = client.get("/api/v1/export", params={"format": "folded", **params})
+    assert response.status_code == 200, response.text
+    assert sum(DECODERS["folded"](response.content).values()) == top["total_samples"] > 0
+    kind = "wall" if "wall" in str(params) else "cpu"
+    assert f'filename="flamehouse-{kind}-' in response.headers["content-disposition"]
+
+
 def test_pprof_time_follows_the_rate(client: TestClient) -> None:
     import gzip
 
@@ -110,6 +128,11 @@ def test_pprof_time_follows_the_rate(client: TestClient) -> None:
         ({"format": "folded", "kind": "gpu"}, "invalid kind"),
         ({"format": "folded", "from": "yesterday"}, "invalid time"),
         ({"format": "folded", "per_thread": "maybe"}, "per_thread"),
+        (
+            {"format": "folded", "per_thread": "true", "gpu_state": "idle"},
+            "per-thread export cannot filter by gpu_state",
+        ),
+        ({"format": "folded", "selector": '{kind="cpu"}', "kind": "wall"}, "give it in one place"),
     ],
 )
 def test_bad_requests_are_400_with_a_message(client: TestClient, params: dict[str, str], message: str) -> None:

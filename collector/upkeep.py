@@ -1,9 +1,9 @@
 """On start, after the migrations: the rollup catches up with older rows, and table TTLs follow the config.
 
-* :func:`backfill_rollup`: the materialized view fills ``samples_1m`` from
-  inserts made after migration 003 created it. Rows stored before (a database
-  upgraded from version 2) are copied in once, while the rollup is empty, as
-  one ``INSERT ... SELECT`` (a consistent snapshot: rows inserted meanwhile
+* :func:`backfill_rollup`: the materialized views fill ``samples_1m`` and
+  ``samples_1h`` from inserts made after migration 003 created them. Rows
+  stored before (a database upgraded from version 2) are copied in once, while
+  a rollup is empty, as one ``INSERT ... SELECT`` (a consistent snapshot: rows inserted meanwhile
   arrive through the view, not twice). Its deduplication token names the
   snapshot, so two collectors starting together against one server copy once.
 * :func:`apply_retention`: a migration writes each table's TTL with the
@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 
-from flamehouse.collector.rollup import LABEL_COLUMNS, ROLLUP
+from flamehouse.collector.rollup import HOURS, LABEL_COLUMNS, MINUTES
 from flamehouse.collector.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,28 +34,34 @@ RETENTION: dict[str, tuple[str, str]] = {
     "processes": ("last_seen", "ttl_days"),
     "gpu_devices": ("ts", "ttl_days"),
     "gpu_processes": ("ts", "ttl_days"),
-    ROLLUP: ("ts", "rollup_ttl_days"),
+    MINUTES: ("ts", "rollup_ttl_days"),
+    HOURS: ("ts", "rollup_ttl_days"),
 }
+#: Rollup table → the function rounding ``ts`` down to its bucket.
+BUCKETS = {MINUTES: "toStartOfMinute", HOURS: "toStartOfHour"}
 
 _TTL_DAYS = re.compile(r"\bTTL\s+(\w+)\s*\+\s*toIntervalDay\((\d+)\)")
 
 
 def backfill_rollup(store: Store) -> int:
-    """Copies the raw rows into an empty rollup; returns the raw rows read (0 when nothing to do)."""
+    """Copies the raw rows into each empty rollup; returns the raw rows read (0 when nothing to do)."""
     db = store.db
-    if store.query(f"SELECT count() FROM {db}.{ROLLUP}")[0][0]:
-        return 0
-    rows, newest = store.query(f"SELECT count(), max(toUInt32(ts)) FROM {db}.samples")[0]
-    if not rows:
-        return 0
-    store.command(
-        f"INSERT INTO {db}.{ROLLUP} (ts, {LABEL_COLUMNS}, stack_id, count) "
-        f"SELECT toStartOfMinute(ts) AS minute, {LABEL_COLUMNS}, stack_id, sum(count) FROM {db}.samples "
-        f"GROUP BY minute, {LABEL_COLUMNS}, stack_id "
-        f"SETTINGS insert_deduplication_token = 'rollup-backfill-{int(rows)}-{int(newest)}'"
-    )
-    log.info("rollup backfilled table=%s raw_rows=%d", ROLLUP, rows)
-    return int(rows)
+    copied = 0
+    for table, bucket in BUCKETS.items():
+        if store.query(f"SELECT count() FROM {db}.{table}")[0][0]:
+            continue
+        rows, newest = store.query(f"SELECT count(), max(toUInt32(ts)) FROM {db}.samples")[0]
+        if not rows:
+            return 0
+        store.command(
+            f"INSERT INTO {db}.{table} (ts, {LABEL_COLUMNS}, stack_id, count) "
+            f"SELECT {bucket}(ts) AS bucket, {LABEL_COLUMNS}, stack_id, sum(count) FROM {db}.samples "
+            f"GROUP BY bucket, {LABEL_COLUMNS}, stack_id "
+            f"SETTINGS insert_deduplication_token = 'rollup-backfill-{int(rows)}-{int(newest)}'"
+        )
+        log.info("rollup backfilled table=%s raw_rows=%d", table, rows)
+        copied = int(rows)
+    return copied
 
 
 def apply_retention(store: Store) -> dict[str, int]:

@@ -1,8 +1,8 @@
-"""Long ranges: the per-minute rollup ``samples_1m`` against raw seconds, in a real chDB.
+"""Long ranges: the per-minute and per-hour rollups against raw seconds, in a real chDB.
 
 A month of one job is generated inside ClickHouse (``INSERT ... SELECT FROM
-numbers()`` into ``samples``; the materialized view fills ``samples_1m``): 12
-rows a minute over 30 days. One database keeps raw rows 40 days, so both
+numbers()`` into ``samples``; the materialized views fill ``samples_1m`` and
+``samples_1h``): 6 rows a minute over 30 days. One database keeps raw rows 40 days, so both
 tables hold the whole month and every answer can be compared; another keeps
 the defaults (raw 14 days, rollup 90), where only the rollup can answer the
 month. Timestamps end an hour before the real clock because TTLs are relative
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, date
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 
 from flamehouse.collector.ingest import Ingestor
 from flamehouse.collector.query import FlameNode, QueryService
-from flamehouse.collector.rollup import RAW, ROLLUP
+from flamehouse.collector.rollup import HOURS, MINUTES, RAW
 from flamehouse.collector.schema import migrate
 from flamehouse.collector.store import Store, StoreConfig, embedded_dsn
 from flamehouse.collector.upkeep import apply_retention, backfill_rollup
@@ -31,7 +31,7 @@ from tests.builders import Sample, make_batch
 pytestmark = pytest.mark.integration
 
 DAYS = 30
-ROWS_PER_MINUTE = 12
+ROWS_PER_MINUTE = 6
 END = int(time.time()) // 60 * 60 - 3600  # a whole minute, an hour ago
 START = END - DAYS * 86400
 STACKS: list[list[tuple[str, str, int]]] = [
@@ -66,22 +66,23 @@ def _write_stacks(store: Store) -> list[int]:
     return stack_ids
 
 
-def seed_month(store: Store, start: int = START, days: int = DAYS) -> int:
+def seed_month(store: Store, start: int = START, days: int = DAYS, per_minute: int = ROWS_PER_MINUTE) -> int:
     """Writes ``days`` of the job from ``start``; returns the samples written.
 
-    Row ``i``: minute ``i // 12``, second ``(i % 12) * 5`` of it, host ``gpu-0``/``gpu-1`` (rank 0/1),
-    thread ``MainThread``/``loader``, a stack drawn from the six by a hash, count 1 to 4; every
-    seventh row is ``kind=wall``.
+    Row ``i`` of minute ``m = i // per_minute`` is process ``k = i % 2`` (host ``gpu-k``, rank
+    ``k``, thread ``MainThread`` or ``loader``) at second ``(i % per_minute) * 60 // per_minute``,
+    on stack ``(7m + k) % 6``, count 1 to 4; every seventh minute is ``kind=wall``. So a minute
+    holds 2 rollup rows, and the six stacks all appear every few minutes.
     """
     pool = "[" + ",".join(map(str, _write_stacks(store))) + "]"
-    rows = days * 1440 * ROWS_PER_MINUTE
+    rows = days * 1440 * per_minute
     store.command(f"""
 INSERT INTO {store.db}.samples (ts, service, job, host, pid, rank, thread, tid, kind, labels, stack_id, count, batch_id)
-WITH {pool} AS pool
-SELECT toDateTime({start} + intDiv(number, {ROWS_PER_MINUTE}) * 60 + (number % {ROWS_PER_MINUTE}) * 5),
-       'trainer', 'j30', concat('gpu-', toString(number % 2)), toUInt32(100 + number % 2), toString(number % 2),
-       if(number % 3 = 0, 'loader', 'MainThread'), toUInt64(number % 3), if(number % 7 = 0, 'wall', 'cpu'),
-       map('team', 'ml'), pool[1 + cityHash64(number) % 6], toUInt32(1 + number % 4), 'month'
+WITH {pool} AS pool, intDiv(number, {per_minute}) AS m, number % 2 AS k
+SELECT toDateTime({start} + m * 60 + intDiv((number % {per_minute}) * 60, {per_minute})),
+       'trainer', 'j30', concat('gpu-', toString(k)), toUInt32(100 + k), toString(k),
+       if(k = 1, 'loader', 'MainThread'), toUInt64(k), if(m % 7 = 0, 'wall', 'cpu'),
+       map('team', 'ml'), pool[1 + (m * 7 + k) % 6], toUInt32(1 + number % 4), 'month'
 FROM numbers({rows})
 """)
     return int(store.query(f"SELECT sum(1 + number % 4) FROM numbers({rows})")[0][0])
@@ -104,10 +105,15 @@ def _shape(node: FlameNode) -> tuple[Any, ...]:
     return (node.name, node.file, node.line, node.self_samples, node.total_samples, [_shape(c) for c in node.children])
 
 
-def _timed(call: Any) -> tuple[Any, float]:
-    started = time.perf_counter()
+def _timed(call: Any, runs: int = 5) -> tuple[Any, float]:
+    """``call()``'s result and its median time in milliseconds over ``runs`` runs (after one warm-up)."""
     result = call()
-    return result, (time.perf_counter() - started) * 1e3
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1e3)
+    return result, sorted(times)[runs // 2]
 
 
 def test_month_reads_the_rollup_and_matches_raw(month: tuple[QueryService, QueryService, Store]) -> None:
@@ -115,19 +121,19 @@ def test_month_reads_the_rollup_and_matches_raw(month: tuple[QueryService, Query
     span = (str(START), str(END))
     top, top_ms = _timed(lambda: rollup.top('{service="trainer"}', *span, limit=50))
     top_raw, top_raw_ms = _timed(lambda: raw.top('{service="trainer"}', *span, limit=50))
-    assert (top.source, top_raw.source) == (ROLLUP, RAW)
+    assert (top.source, top_raw.source) == (HOURS, RAW)
     assert (top.total_samples, top.functions) == (top_raw.total_samples, top_raw.functions)
-    raw_rows = store.query("SELECT sum(count) FROM month.samples WHERE kind = 'cpu'")[0][0]
-    assert top.total_samples == raw_rows > 0
+    raw_cpu = store.query("SELECT sum(count) FROM month.samples WHERE kind = 'cpu'")[0][0]
+    assert top.total_samples == raw_cpu > 0
     flame, flame_ms = _timed(lambda: rollup.flamegraph('{service="trainer"}', *span))
     flame_raw, flame_raw_ms = _timed(lambda: raw.flamegraph('{service="trainer"}', *span))
-    assert flame.source == ROLLUP and _shape(flame.root) == _shape(flame_raw.root)
+    assert flame.source == HOURS and _shape(flame.root) == _shape(flame_raw.root)
     hour = (str(END - 3600), str(END))
     _, hour_top_ms = _timed(lambda: raw.top('{service="trainer"}', *hour, limit=50))
     _, hour_flame_ms = _timed(lambda: raw.flamegraph('{service="trainer"}', *hour))
-    minutes, seconds = (store.query(f"SELECT count() FROM month.{t}")[0][0] for t in (ROLLUP, RAW))
+    hours, minutes, seconds = (store.query(f"SELECT count() FROM month.{t}")[0][0] for t in (HOURS, MINUTES, RAW))
     print(
-        f"\n[rollup] {seconds} raw rows, {minutes} rollup rows; top: 1 h raw {hour_top_ms:.1f} ms, "
+        f"\n[rollup] rows: {seconds} raw, {minutes} per minute, {hours} per hour; top: 1 h raw {hour_top_ms:.1f} ms, "
         f"30 d rollup {top_ms:.1f} ms, 30 d raw {top_raw_ms:.1f} ms; flamegraph: 1 h raw {hour_flame_ms:.1f} ms, "
         f"30 d rollup {flame_ms:.1f} ms, 30 d raw {flame_raw_ms:.1f} ms"
     )
@@ -145,16 +151,26 @@ def test_month_reads_the_rollup_and_matches_raw(month: tuple[QueryService, Query
     ],
 )
 @pytest.mark.parametrize(
-    ("start", "end"),
-    [(START, END), (START + 17, END - 23), (START + 86400 + 59, START + 3 * 86400 + 1), (END - 3 * 3600 - 1, END)],
+    ("start", "end", "source"),
+    [
+        (START, END, HOURS),
+        (START + 17, END - 1800 - 23, HOURS),  # hours, minutes and seconds at both ends
+        (START + 86400 + 59, START + 3 * 86400 + 1, HOURS),
+        (END - 3 * 3600 - 1, END, MINUTES),
+    ],
 )
-def test_rollup_with_raw_edges_equals_raw(
-    month: tuple[QueryService, QueryService, Store], selector: str, kwargs: dict[str, str], start: int, end: int
+def test_rollups_with_raw_edges_equal_raw(
+    month: tuple[QueryService, QueryService, Store],
+    selector: str,
+    kwargs: dict[str, str],
+    start: int,
+    end: int,
+    source: str,
 ) -> None:
     rollup, raw, _ = month
     got = rollup.top(selector, str(start), str(end), **kwargs)
     want = raw.top(selector, str(start), str(end), **kwargs)
-    assert got.source == ROLLUP
+    assert got.source == source
     assert (got.total_samples, got.functions) == (want.total_samples, want.functions)
     by_line = rollup.flamegraph(selector, str(start), str(end), by="line", **kwargs)
     assert _shape(by_line.root) == _shape(raw.flamegraph(selector, str(start), str(end), by="line", **kwargs).root)
@@ -163,13 +179,15 @@ def test_rollup_with_raw_edges_equals_raw(
 def test_labels_and_diff_over_the_month(month: tuple[QueryService, QueryService, Store]) -> None:
     rollup, raw, _ = month
     span = (str(START), str(END))
-    assert rollup.labels(*span) == raw.labels(*span) == ["host", "job", "kind", "pid", "rank", "service", "team", "thread"]
+    assert (
+        rollup.labels(*span) == raw.labels(*span) == ["host", "job", "kind", "pid", "rank", "service", "team", "thread"]
+    )
     assert rollup.label_values("host", "", *span) == raw.label_values("host", "", *span) == ["gpu-0", "gpu-1"]
     week = (str(END - 7 * 86400), str(END))
     diff = rollup.diff('{rank="0"}', span, '{rank="0"}', week)
-    assert diff.sources == (ROLLUP, ROLLUP)
+    assert diff.sources == (HOURS, HOURS)
     assert diff.to_json() == raw.diff('{rank="0"}', span, '{rank="0"}', week).to_json() | {
-        "source": {"base": ROLLUP, "comparison": ROLLUP}
+        "source": {"base": HOURS, "comparison": HOURS}
     }
 
 
@@ -192,20 +210,21 @@ def defaults(month: tuple[QueryService, QueryService, Store]) -> Iterator[Store]
 
 
 def test_rollup_keeps_the_month_raw_cannot(defaults: Store) -> None:
-    written = seed_month(defaults)
-    old = seed_month(defaults, start=END - 100 * 86400, days=1)  # past even the rollup's retention
-    for table in (RAW, ROLLUP):
+    seed_month(defaults, per_minute=2)
+    seed_month(defaults, start=END - 100 * 86400, days=1, per_minute=2)  # past even the rollup's retention
+    for table in (RAW, MINUTES, HOURS):
         defaults.command(f"OPTIMIZE TABLE defaults.{table} FINAL")  # applies the TTLs now
-    oldest_raw = defaults.query("SELECT min(ts) FROM defaults.samples")[0][0].replace(tzinfo=UTC)
-    assert oldest_raw.timestamp() >= END - 14 * 86400 - 86400  # TTL drops whole days past 14
-    queries = QueryService(defaults)
-    month_top = queries.top("", str(START), str(END), kind="cpu")
-    cpu_share = defaults.query(
-        f"SELECT sum(1 + number % 4) FROM numbers({DAYS * 1440 * ROWS_PER_MINUTE}) WHERE number % 7 != 0"
+    oldest_raw = defaults.query("SELECT min(toUInt32(ts)) FROM defaults.samples")[0][0]
+    assert oldest_raw >= END - 15 * 86400  # raw rows past 14 days are gone
+    month_cpu = defaults.query(
+        f"SELECT sum(1 + number % 4) FROM numbers({DAYS * 1440 * 2}) WHERE intDiv(number, 2) % 7 != 0"
     )[0][0]
-    assert month_top.source == ROLLUP and month_top.total_samples == cpu_share < written
-    assert QueryService(defaults, rollup=False).top("", str(START), str(END)).total_samples < cpu_share
-    assert old > 0 and queries.top("", str(END - 101 * 86400), str(END - 99 * 86400)).total_samples == 0
+    queries = QueryService(defaults)
+    month_top = queries.top("", str(START), str(END))
+    assert month_top.source == HOURS and month_top.total_samples == month_cpu
+    assert queries.top("", str(END - 20 * 86400 - 17), str(END - 20 * 86400 + 3600)).source == MINUTES
+    assert 0 < QueryService(defaults, rollup=False).top("", str(START), str(END)).total_samples < month_cpu / 2
+    assert queries.top("", str(END - 101 * 86400), str(END - 99 * 86400)).total_samples == 0
 
 
 def test_retried_batch_counts_once_in_the_rollup(defaults: Store) -> None:
@@ -221,8 +240,8 @@ def test_retried_batch_counts_once_in_the_rollup(defaults: Store) -> None:
         )
         for _ in range(2):  # a fresh collector each time: only the store's deduplication stops the second
             Ingestor(store).push(batch)
-        raw, minute = (store.query(f"SELECT sum(count) FROM retry.{t}")[0][0] for t in (RAW, ROLLUP))
-        assert raw == minute == 7
+        sums = [store.query(f"SELECT sum(count) FROM retry.{t}")[0][0] for t in (RAW, MINUTES, HOURS)]
+        assert sums == [7, 7, 7]
     finally:
         store.close()
 
@@ -233,20 +252,22 @@ def test_upgrade_backfills_the_rollup_once_and_retention_follows_the_config(defa
     try:
         migrate(store)
         seed_month(store, start=END - 2 * 86400, days=2)
-        store.command("TRUNCATE TABLE upgrade.samples_1m")  # as if the rows predated migration 003
+        for table in (MINUTES, HOURS):  # as if the rows predated migration 003
+            store.command(f"TRUNCATE TABLE upgrade.{table}")
         assert backfill_rollup(store) > 0
         assert backfill_rollup(store) == 0  # not empty any more: nothing copied twice
-        raw, minute = (store.query(f"SELECT sum(count) FROM upgrade.{t}")[0][0] for t in (RAW, ROLLUP))
-        assert raw == minute > 0
+        sums = [store.query(f"SELECT sum(count) FROM upgrade.{t}")[0][0] for t in (RAW, MINUTES, HOURS)]
+        assert sums[0] > 0 and sums == [sums[0]] * 3
     finally:
         store.close()
     store = Store(StoreConfig(dsn=dsn, database="upgrade", ttl_days=7, rollup_ttl_days=365))
     try:
         changed = apply_retention(store)
-        assert changed == {"samples": 7, "processes": 7, "gpu_devices": 7, "gpu_processes": 7, ROLLUP: 365}
+        assert changed == {
+            "samples": 7, "processes": 7, "gpu_devices": 7, "gpu_processes": 7, MINUTES: 365, HOURS: 365
+        }  # fmt: skip
         assert apply_retention(store) == {}
         engine = store.query("SELECT engine_full FROM system.tables WHERE database = 'upgrade' AND name = 'samples_1m'")
         assert "toIntervalDay(365)" in engine[0][0]
     finally:
         store.close()
-

@@ -30,7 +30,11 @@ def test_tree_under_all_with_both_sides() -> None:
     )  # fmt: skip
     [main] = root.children
     # children by the larger of the two shares: b (8/11), a (6/11), c (2/11)
-    assert [(c.name, c.base_total, c.comparison_total) for c in main.children] == [("b", 4, 8), ("a", 6, 0), ("c", 0, 2)]
+    assert [(c.name, c.base_total, c.comparison_total) for c in main.children] == [
+        ("b", 4, 8),
+        ("a", 6, 0),
+        ("c", 0, 2),
+    ]
 
 
 def test_missing_children_mark_the_tree_truncated() -> None:

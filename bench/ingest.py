@@ -1,0 +1,251 @@
+"""Ingest throughput: simulated agents → one collector process → embedded ClickHouse.
+
+Batches are built with the agent's own encoder (:func:`flamehouse.agent.batch.encode`) from
+simulated training processes (:mod:`profiles`: 300 distinct stacks ~30 frames deep, 4 threads,
+one batch per 10 s window of one process, ~530 rows and ~1,100 py-spy samples each), spread
+over 64 processes on 8 hosts. They are serialised ahead of time and pushed, gzip-compressed
+like the agent does, over real gRPC on loopback by client subprocesses (several concurrent
+pushes each) to an in-process collector (:func:`flamehouse.serve.start`, temporary chDB).
+
+The limit it is compared with: the same sample columns (what the collector would write,
+computed ahead of time) inserted straight into the same ``samples`` table with
+clickhouse-connect, one insert per batch with the same deduplication token setting
+(through :meth:`Store.insert`, a lock around ``client.insert``). For context, the same rows
+inserted 16 batches per insert and all at once. Collector and raw rounds alternate;
+medians reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.synchronize import Barrier
+from typing import Any
+
+import grpc
+from harness import Result, median, parse_args, report, scratch, spread
+from profiles import sim_process, stack_pool, window_rows
+
+from flamehouse import serve
+from flamehouse.agent.batch import AgentIdentity, encode
+from flamehouse.collector.ingest import SAMPLE_COLUMNS, _sample_columns
+from flamehouse.collector.service import PUSH_METHOD
+from flamehouse.collector.store import StoreConfig, embedded_dsn
+from flamehouse.collector.validate import IngestLimits, validate
+from flamehouse.proto import ingest_pb2
+
+NAME = "ingest"
+ROWS_TARGET = 200_000
+RATIO_TARGET = 0.5
+HOSTS, PROCS_PER_HOST, WINDOW = 8, 8, 10
+GROUP = 16  # batches per insert in the grouped raw row
+PLAIN = "samples_plain"  # a copy of samples without the rollup's materialized view
+
+
+def build_batches(n: int, seed: int = 7) -> list[ingest_pb2.Batch]:
+    """``n`` batches: one 10 s window each, cycling over the simulated processes."""
+    pool = stack_pool(300)
+    rng = random.Random(seed)
+    procs = [sim_process(10_000 + i, pool, rng, service=f"svc-{i % 4}", rank=i) for i in range(HOSTS * PROCS_PER_HOST)]
+    start = int(time.time()) - 2 * 3600
+    batches = []
+    for b in range(n):
+        i = b % len(procs)
+        host = f"host-{i // PROCS_PER_HOST}"
+        rows = window_rows(procs[i], start + (b // len(procs)) * WINDOW, WINDOW)
+        batches.append(encode(rows, [procs[i].info], AgentIdentity(f"agent-{host}", host)))
+    return batches
+
+
+def with_id(batch: ingest_pb2.Batch, batch_id: str) -> ingest_pb2.Batch:
+    copy = ingest_pb2.Batch()
+    copy.CopyFrom(batch)
+    copy.batch_id = batch_id
+    return copy
+
+
+def client(address: str, rounds: list[list[bytes]], threads: int, barrier: Barrier, results: Any) -> None:
+    """A client process: per round, waits at ``barrier``, pushes its payloads, reports timing."""
+    channel = grpc.insecure_channel(address, compression=grpc.Compression.Gzip)
+    push = channel.unary_unary(PUSH_METHOD, request_serializer=None, response_deserializer=ingest_pb2.Ack.FromString)
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            for payloads in rounds:
+                barrier.wait()
+                started = time.monotonic()
+                acks = list(pool.map(lambda p: push(p, timeout=120), payloads))
+                results.put((started, time.monotonic(), sum(a.rows for a in acks), sum(a.samples for a in acks)))
+    finally:
+        channel.close()
+
+
+def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
+    rounds = 1 if args.quick else args.rounds
+    n_batches = 16 if args.quick else args.batches
+    n_clients, threads = 2, 4
+    template = build_batches(n_batches)
+    # Per round and client: collector payloads; per round: raw sample columns. All built before timing.
+    payloads = [
+        [
+            [with_id(b, f"c{r}-{i}").SerializeToString() for i, b in enumerate(template) if i % n_clients == c]
+            for r in range(rounds)
+        ]
+        for c in range(n_clients)
+    ]
+    raw = [
+        [
+            (f"raw{r}-{i}", _sample_columns(validate(b, IngestLimits(), now=time.time(), ttl_days=14)))
+            for i, b in enumerate(template)
+        ]
+        for r in range(rounds)
+    ]
+    rows_per_round = sum(len(b.samples.time) for b in template)
+    samples_per_round = sum(sum(b.samples.count) for b in template)
+    collector_rate, sample_rate, raw_rate, group_rate, bulk_rate, ratios = [], [], [], [], [], []
+    plain_rate: list[float] = []
+    ctx = mp.get_context("spawn")
+    with scratch(NAME) as tmp:
+        services = serve.start(StoreConfig(embedded_dsn(tmp)), grpc_listen="127.0.0.1:0", http_listen=None)
+        plain = _plain_copy(services.store)
+        barrier = ctx.Barrier(n_clients + 1)
+        results = ctx.Queue()
+        address = f"127.0.0.1:{services.grpc_port}"
+        procs = [
+            ctx.Process(target=client, args=(address, payloads[c], threads, barrier, results)) for c in range(n_clients)
+        ]
+        try:
+            for p in procs:
+                p.start()
+            for r in range(rounds):
+                barrier.wait(timeout=300)
+                timings = [results.get(timeout=600) for _ in procs]
+                elapsed = max(t[1] for t in timings) - min(t[0] for t in timings)
+                rows, samples = sum(t[2] for t in timings), sum(t[3] for t in timings)
+                if rows != rows_per_round:
+                    raise RuntimeError(f"collector acked {rows} rows, expected {rows_per_round}")
+                collector_rate.append(rows / elapsed)
+                sample_rate.append(samples / elapsed)
+                raw_rate.append(_raw_inserts(services.store, raw[r], 1, "single"))
+                if plain:
+                    plain_rate.append(_raw_inserts(services.store, raw[r], 1, "plain", table=PLAIN))
+                group_rate.append(_raw_inserts(services.store, raw[r], GROUP, "group"))
+                bulk_rate.append(_raw_inserts(services.store, raw[r], len(raw[r]), "bulk"))
+                ratios.append(collector_rate[-1] / raw_rate[-1])
+            stored = services.store.query(f"SELECT count() FROM {services.store.db}.samples")[0][0]
+            if stored != 4 * rows_per_round * rounds:
+                raise RuntimeError(f"samples table holds {stored} rows, expected {4 * rows_per_round * rounds}")
+        finally:
+            for p in procs:
+                p.join(timeout=30)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+            services.stop(grace=5)
+    rate = median(collector_rate)
+    ratio = median(ratios)
+    results_ = [
+        Result(
+            NAME,
+            "collector: sample rows/s",
+            rate,
+            "rows/s",
+            f">= {ROWS_TARGET:,}",
+            rate >= ROWS_TARGET,
+            f"range {spread(collector_rate)}",
+        ),
+        Result(
+            NAME, "collector: py-spy samples/s", median(sample_rate), "samples/s", note=f"range {spread(sample_rate)}"
+        ),
+        Result(
+            NAME,
+            "raw clickhouse-connect insert, one per batch: rows/s",
+            median(raw_rate),
+            "rows/s",
+            note=f"range {spread(raw_rate)}",
+        ),
+        Result(
+            NAME,
+            "collector / raw insert",
+            ratio,
+            "x",
+            f">= {RATIO_TARGET}",
+            ratio >= RATIO_TARGET,
+            f"median of per-round ratios, range {spread(ratios)}",
+        ),
+        Result(
+            NAME,
+            f"raw insert, {GROUP} batches per insert: rows/s",
+            median(group_rate),
+            "rows/s",
+            note=f"context: what grouping concurrent pushes into one insert would reach; range {spread(group_rate)}",
+        ),
+        Result(
+            NAME,
+            "raw insert, all rows of a round at once: rows/s",
+            median(bulk_rate),
+            "rows/s",
+            note=f"context: the store's rate with large inserts; range {spread(bulk_rate)}",
+        ),
+    ]
+    if plain_rate:
+        results_.append(
+            Result(
+                NAME,
+                "raw insert, one per batch, into a copy of samples without the rollup view: rows/s",
+                median(plain_rate),
+                "rows/s",
+                note=f"context: what the materialized view filling samples_1m costs; range {spread(plain_rate)}",
+            )
+        )
+    params = {
+        "batches per round": f"{n_batches} ({rows_per_round:,} rows, {samples_per_round:,} py-spy samples)",
+        "rows per batch": f"{rows_per_round / n_batches:.0f}",
+        "senders": f"{n_clients} client processes x {threads} concurrent pushes, gzip",
+        "rounds": rounds,
+    }
+    return results_, params
+
+
+def _plain_copy(store: Any) -> bool:
+    """Creates ``samples_plain``, a copy of ``samples`` no view reads, when the schema has materialized views."""
+    views = store.query(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND engine = 'MaterializedView'",
+        {"db": store.db},
+    )[0][0]
+    if views:
+        store.command(f"CREATE TABLE {store.db}.{PLAIN} AS {store.db}.samples")
+    return bool(views)
+
+
+def _raw_inserts(
+    store: Any, batches: list[tuple[str, list[Any]]], group: int, label: str, *, table: str = "samples"
+) -> float:
+    """Rows/s inserting ``batches`` ``group`` at a time (columns concatenated, one token per insert)."""
+    merged = []
+    for i in range(0, len(batches), group):
+        columns: list[list[Any]] = [[] for _ in SAMPLE_COLUMNS]
+        for _, batch in batches[i : i + group]:
+            for target, column in zip(columns, batch, strict=True):
+                target.extend(column)
+        merged.append((f"{batches[i][0]}-{label}", columns))
+    started = time.monotonic()
+    for token, columns in merged:
+        store.insert(table, SAMPLE_COLUMNS, columns, dedup_token=token)
+    return sum(len(c[0]) for _, c in merged) / (time.monotonic() - started)
+
+
+def main() -> None:
+    def extra(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+        parser.add_argument("--batches", type=int, default=96, help="batches per round (default 96)")
+
+    args = parse_args(__doc__ or NAME, extra)
+    results, params = measure(args)
+    report(NAME, results, args, params)
+
+
+if __name__ == "__main__":
+    main()

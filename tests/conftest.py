@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -44,20 +45,62 @@ def spawn() -> Iterator[Spawn]:
 
 @pytest.fixture(autouse=True)
 def no_leaked_processes() -> Iterator[None]:
-    """Every child a test starts (py-spy included) must be gone when it ends."""
+    """Every child a test starts (py-spy included) must be gone when it ends.
+
+    Children of processes that outlive tests on purpose (session fixtures: the server,
+    Chromium) are theirs to manage and are not counted.
+    """
     me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
+    before = {p.pid for p in me.children(recursive=False)}
     yield
     deadline = time.monotonic() + 5
     leaked: list[psutil.Process] = []
     while time.monotonic() < deadline:
-        leaked = [p for p in me.children(recursive=True) if p.pid not in before and _alive(p)]
+        leaked = [p for p in _started_by_test(me, before) if _alive(p)]
         if not leaked:
             return
         time.sleep(0.1)
     for p in leaked:
         p.kill()
     pytest.fail(f"test leaked processes: {[(p.pid, _cmd(p)) for p in leaked]}")
+
+
+def _started_by_test(me: psutil.Process, before: set[int]) -> list[psutil.Process]:
+    """New direct children of the test process, and their descendants."""
+    found: list[psutil.Process] = []
+    for child in me.children(recursive=False):
+        if child.pid in before:
+            continue
+        found.append(child)
+        try:
+            found.extend(child.children(recursive=True))
+        except psutil.Error:
+            pass
+    return found
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: Debian's Chromium as root in a sandbox without network: the flags this machine needs.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the whole session (Playwright's sync API allows one per thread)."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (scripts/test.sh installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 def _alive(p: psutil.Process) -> bool:

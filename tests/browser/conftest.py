@@ -25,15 +25,6 @@ from tests.integration.e2e.conftest import FLAMEHOUSE, Server, server  # noqa: F
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SPLIT = '{service="ui-split"}'
 PHASES = '{service="ui-phases"}'
 
@@ -82,17 +73,6 @@ def profiled(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Profil
         if "get" in item
     }
     return Profiled(server, paths)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (scripts/test.sh installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @dataclass

@@ -36,15 +36,6 @@ ARTIFACTS = ROOT / "test-artifacts" / "exports"
 SPEEDSCOPE = Path(
     os.environ.get("FLAMEHOUSE_SPEEDSCOPE_DIR", ROOT / ".cache/npm-speedscope/node_modules/speedscope/dist/release")
 )
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RATE = 99.0
 
 
@@ -189,24 +180,15 @@ def _sandwich_rows(text: str) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture(scope="session")
-def speedscope(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Speedscope]:
+def speedscope(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Speedscope]:
     if not (SPEEDSCOPE / "index.html").is_file():
         pytest.skip(f"speedscope is not installed at {SPEEDSCOPE}: `npm install --prefix .cache/npm-speedscope "
                     "speedscope` (scripts/test.sh does it)")  # fmt: skip
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed: `apt-get install chromium` (scripts/test.sh does it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed: `pip install -e '.[dev]'`")
     root = tmp_path_factory.mktemp("speedscope")
     shutil.copytree(SPEEDSCOPE, root, dirs_exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        app = Speedscope(root, browser)
-        try:
-            app.warm_up()
-            yield app
-        finally:
-            app.close()
-            browser.close()
+    app = Speedscope(root, browser)  # the session's one Chromium (tests/conftest.py)
+    try:
+        app.warm_up()
+        yield app
+    finally:
+        app.close()

@@ -69,7 +69,7 @@ class SamplerConfig:
     pyspy: str
     #: Samples per second.
     rate: int = 99
-    #: Seconds per py-spy run (whole seconds; py-spy's --duration).
+    #: Seconds per py-spy run (ended with SIGINT, so py-spy writes what it has).
     window: int = 10
     #: Also sample native (C/C++/Cython) frames (py-spy --native).
     native: bool = False
@@ -80,7 +80,7 @@ class SamplerConfig:
     blocking: bool = False
     #: Include idle threads: wall-clock instead of CPU profiles.
     idle: bool = False
-    #: Seconds past the window after which a py-spy run is considered hung and killed.
+    #: Seconds a py-spy may take to exit after SIGINT (or to start) before it counts as hung.
     hang_grace: float = 20.0
 
     @property
@@ -110,7 +110,8 @@ def find_pyspy() -> str:
 def pyspy_command(cfg: SamplerConfig, pid: int, output: Path) -> list[str]:
     """The py-spy command line for one window over ``pid``."""
     cmd = [cfg.pyspy, "record", "--pid", str(pid), "--format", "speedscope", "--output", str(output)]
-    cmd += ["--rate", str(cfg.rate), "--duration", str(cfg.window), "--full-filenames"]
+    # No --duration: it counts samples, not seconds; the window is ended on time with SIGINT.
+    cmd += ["--rate", str(cfg.rate), "--full-filenames"]
     if not cfg.blocking:
         cmd.append("--nonblocking")
     if cfg.native:
@@ -155,27 +156,38 @@ def run_window(cfg: SamplerConfig, process: ProcessInfo, stop: threading.Event) 
 def _supervise(
     cfg: SamplerConfig, child: subprocess.Popen[bytes], errfile: Path, stop: threading.Event
 ) -> tuple[float | None, str]:
-    """Waits for py-spy; notes when sampling started; stops it on ``stop``; kills it if hung."""
-    started: float | None = None
-    deadline = time.monotonic() + cfg.window + cfg.hang_grace
+    """Waits for py-spy; ends its window on time or on ``stop``; kills it if it hangs.
+
+    py-spy's ``--duration`` counts samples, not seconds: a py-spy that falls behind (a
+    target with hundreds of threads) would run far past its window. So py-spy runs
+    unbounded and the window is ended here with SIGINT once ``window`` seconds have
+    passed since sampling started; py-spy then writes what it has. Only a py-spy that
+    does not exit within ``hang_grace`` seconds of that SIGINT counts as hung.
+    """
+    launched = time.monotonic()
+    started: float | None = None  # wall clock, when py-spy said it began sampling
+    started_mono = launched
+    interrupted_at: float | None = None
     note = ""
-    interrupted = False
     while True:
         try:
             child.wait(timeout=0.05 if started is None else 0.2)
             return started, note
         except subprocess.TimeoutExpired:
             pass
+        now = time.monotonic()
         if started is None and _STARTED in errfile.read_text(errors="replace"):
-            started = time.time()
-        if stop.is_set() and not interrupted:
+            started, started_mono = time.time(), now
+        due = (
+            started is not None and now - started_mono >= cfg.window
+        ) or now - launched >= cfg.window + cfg.hang_grace
+        if interrupted_at is None and (stop.is_set() or due):
             child.send_signal(signal.SIGINT)  # py-spy writes what it has, then exits
-            interrupted, note = True, "stopped"
-            deadline = min(deadline, time.monotonic() + cfg.hang_grace)
-        if time.monotonic() > deadline:
+            interrupted_at, note = now, ("stopped" if stop.is_set() else "")
+        if interrupted_at is not None and now - interrupted_at > cfg.hang_grace:
             child.kill()
             child.wait()
-            raise TargetError(child.pid, f"py-spy hung for more than {cfg.window + cfg.hang_grace:.0f}s; killed")
+            raise TargetError(child.pid, f"py-spy did not exit within {cfg.hang_grace:.0f}s of SIGINT; killed")
 
 
 def _cause(stderr: str, returncode: int | None) -> str:

@@ -225,7 +225,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
         note = f"agent process alone {agent_rss:.0f} MB; PSS of agent + py-spy {pss:.0f} MB"
         target, met = ("", None) if n < 8 else (f"<= {RSS_TARGET:g}", tree <= RSS_TARGET)
         results.append(Result(NAME, f"peak RSS, agent + py-spy, {n} target(s)", tree, "MB", target, met, note))
-    params = {
+    params: dict[str, object] = {
         "rate": "99 Hz, --window 10 (defaults)",
         "targets": "train_job.py: busy main thread (~30 frames) + 3 idle threads each",
         "interval": f"{interval:g} s per run, {rounds} round(s) interleaved",

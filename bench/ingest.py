@@ -104,37 +104,32 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
     ]
     rows_per_round = sum(len(b.samples.time) for b in template)
     samples_per_round = sum(sum(b.samples.count) for b in template)
-    collector_rate, sample_rate, raw_rate, group_rate, bulk_rate, ratios = [], [], [], [], [], []
-    plain_rate: list[float] = []
+    rates: dict[str, list[float]] = {key: [] for key in ("collector", "samples", "raw", "group", "bulk", "ratio")}
     ctx = mp.get_context("spawn")
     with scratch(NAME) as tmp:
         services = serve.start(StoreConfig(embedded_dsn(tmp)), grpc_listen="127.0.0.1:0", http_listen=None)
-        plain = _plain_copy(services.store)
-        barrier = ctx.Barrier(n_clients + 1)
-        results = ctx.Queue()
+        store = services.store
+        if _plain_copy(store):
+            rates |= {"plain": [], "plain_bulk": []}
+        barrier, queue = ctx.Barrier(n_clients + 1), ctx.Queue()
         address = f"127.0.0.1:{services.grpc_port}"
         procs = [
-            ctx.Process(target=client, args=(address, payloads[c], threads, barrier, results)) for c in range(n_clients)
+            ctx.Process(target=client, args=(address, payloads[c], threads, barrier, queue)) for c in range(n_clients)
         ]
         try:
             for p in procs:
                 p.start()
             for r in range(rounds):
                 barrier.wait(timeout=300)
-                timings = [results.get(timeout=600) for _ in procs]
+                timings = [queue.get(timeout=600) for _ in procs]
                 elapsed = max(t[1] for t in timings) - min(t[0] for t in timings)
                 rows, samples = sum(t[2] for t in timings), sum(t[3] for t in timings)
                 if rows != rows_per_round:
                     raise RuntimeError(f"collector acked {rows} rows, expected {rows_per_round}")
-                collector_rate.append(rows / elapsed)
-                sample_rate.append(samples / elapsed)
-                raw_rate.append(_raw_inserts(services.store, raw[r], 1, "single"))
-                if plain:
-                    plain_rate.append(_raw_inserts(services.store, raw[r], 1, "plain", table=PLAIN))
-                group_rate.append(_raw_inserts(services.store, raw[r], GROUP, "group"))
-                bulk_rate.append(_raw_inserts(services.store, raw[r], len(raw[r]), "bulk"))
-                ratios.append(collector_rate[-1] / raw_rate[-1])
-            stored = services.store.query(f"SELECT count() FROM {services.store.db}.samples")[0][0]
+                rates["collector"].append(rows / elapsed)
+                rates["samples"].append(samples / elapsed)
+                _raw_round(store, raw[r], rates)
+            stored = store.query(f"SELECT count() FROM {store.db}.samples")[0][0]
             if stored != 4 * rows_per_round * rounds:
                 raise RuntimeError(f"samples table holds {stored} rows, expected {4 * rows_per_round * rounds}")
         finally:
@@ -144,9 +139,29 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
                     p.kill()
                     p.join()
             services.stop(grace=5)
-    rate = median(collector_rate)
-    ratio = median(ratios)
-    results_ = [
+    params: dict[str, object] = {
+        "batches per round": f"{n_batches} ({rows_per_round:,} rows, {samples_per_round:,} py-spy samples)",
+        "rows per batch": f"{rows_per_round / n_batches:.0f}",
+        "senders": f"{n_clients} client processes x {threads} concurrent pushes, gzip",
+        "rounds": rounds,
+    }
+    return summarise(rates), params
+
+
+def _raw_round(store: Any, batches: list[tuple[str, list[Any]]], rates: dict[str, list[float]]) -> None:
+    """One round of the raw inserts, each kind once, appended to ``rates``."""
+    rates["raw"].append(_raw_inserts(store, batches, 1, "single"))
+    if "plain" in rates:
+        rates["plain"].append(_raw_inserts(store, batches, 1, "plain", table=PLAIN))
+        rates["plain_bulk"].append(_raw_inserts(store, batches, len(batches), "plainbulk", table=PLAIN))
+    rates["group"].append(_raw_inserts(store, batches, GROUP, "group"))
+    rates["bulk"].append(_raw_inserts(store, batches, len(batches), "bulk"))
+    rates["ratio"].append(rates["collector"][-1] / rates["raw"][-1])
+
+
+def summarise(rates: dict[str, list[float]]) -> list[Result]:
+    rate, ratio = median(rates["collector"]), median(rates["ratio"])
+    results = [
         Result(
             NAME,
             "collector: sample rows/s",
@@ -154,17 +169,21 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
             "rows/s",
             f">= {ROWS_TARGET:,}",
             rate >= ROWS_TARGET,
-            f"range {spread(collector_rate)}",
+            f"range {spread(rates['collector'])}",
         ),
         Result(
-            NAME, "collector: py-spy samples/s", median(sample_rate), "samples/s", note=f"range {spread(sample_rate)}"
+            NAME,
+            "collector: py-spy samples/s",
+            median(rates["samples"]),
+            "samples/s",
+            note=f"range {spread(rates['samples'])}",
         ),
         Result(
             NAME,
             "raw clickhouse-connect insert, one per batch: rows/s",
-            median(raw_rate),
+            median(rates["raw"]),
             "rows/s",
-            note=f"range {spread(raw_rate)}",
+            note=f"range {spread(rates['raw'])}",
         ),
         Result(
             NAME,
@@ -173,40 +192,41 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
             "x",
             f">= {RATIO_TARGET}",
             ratio >= RATIO_TARGET,
-            f"median of per-round ratios, range {spread(ratios)}",
+            f"median of per-round ratios, range {spread(rates['ratio'])}",
         ),
         Result(
             NAME,
             f"raw insert, {GROUP} batches per insert: rows/s",
-            median(group_rate),
+            median(rates["group"]),
             "rows/s",
-            note=f"context: what grouping concurrent pushes into one insert would reach; range {spread(group_rate)}",
+            note=f"context: grouping concurrent pushes into one insert; range {spread(rates['group'])}",
         ),
         Result(
             NAME,
             "raw insert, all rows of a round at once: rows/s",
-            median(bulk_rate),
+            median(rates["bulk"]),
             "rows/s",
-            note=f"context: the store's rate with large inserts; range {spread(bulk_rate)}",
+            note=f"context: the store's rate with large inserts; range {spread(rates['bulk'])}",
         ),
     ]
-    if plain_rate:
-        results_.append(
+    if "plain" in rates:
+        results += [
             Result(
                 NAME,
-                "raw insert, one per batch, into a copy of samples without the rollup view: rows/s",
-                median(plain_rate),
+                "raw insert, one per batch, into a copy of samples without the rollup views: rows/s",
+                median(rates["plain"]),
                 "rows/s",
-                note=f"context: what the materialized view filling samples_1m costs; range {spread(plain_rate)}",
-            )
-        )
-    params = {
-        "batches per round": f"{n_batches} ({rows_per_round:,} rows, {samples_per_round:,} py-spy samples)",
-        "rows per batch": f"{rows_per_round / n_batches:.0f}",
-        "senders": f"{n_clients} client processes x {threads} concurrent pushes, gzip",
-        "rounds": rounds,
-    }
-    return results_, params
+                note=f"context: what the rollups' materialized views cost; range {spread(rates['plain'])}",
+            ),
+            Result(
+                NAME,
+                "raw insert, all rows at once, into the copy without the rollup views: rows/s",
+                median(rates["plain_bulk"]),
+                "rows/s",
+                note=f"context: compare with the same insert into samples; range {spread(rates['plain_bulk'])}",
+            ),
+        ]
+    return results
 
 
 def _plain_copy(store: Any) -> bool:

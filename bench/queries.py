@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from harness import Result, fmt, median, parse_args, report, scratch, spread
@@ -109,7 +110,7 @@ FROM (
 
 def time_queries(service: QueryService, t0: int, t1: int, reps: int) -> dict[str, tuple[list[float], str]]:
     """Milliseconds per run of each query over ``[t0, t1)``, interleaved, and which table answered."""
-    calls = {
+    calls: dict[str, Callable[[], object]] = {
         "top": lambda: service.top("{}", str(t0), str(t1), limit=100),
         "flamegraph": lambda: service.flamegraph("{}", str(t0), str(t1)),
         "lines": lambda: service.lines("{}", str(t0), str(t1), limit=100),
@@ -187,7 +188,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
         finally:
             store.close()
     results += month(args, reps)
-    params = {
+    params: dict[str, object] = {
         "rows": f"{total[0]:,} rows holding {total[1]:,} samples; {PROCS} processes, {PER_SECOND} rows/s",
         "stacks": f"{len(pool)} distinct, ~30 frames; selector {{}} over the whole range",
         "generated": "; ".join(load_s),
@@ -197,7 +198,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
 
 
 def stages(args: argparse.Namespace, reps: int) -> list[Result]:
-    """Where the lines query's time goes (``--stages``): its steps timed alone over raw rows.
+    """Where the lines query's time goes (``--stages``, a diagnostic): its steps timed alone over raw rows.
 
     The store's materialized views are dropped first (lines reads raw seconds only), so
     the rows load quickly. Steps: one ``GROUP BY stack_id`` over the selected rows (what
@@ -234,12 +235,12 @@ def stages(args: argparse.Namespace, reps: int) -> list[Result]:
                 "lines query (product)": product,
                 "lines without GPU classification": product.replace(lines._counts_ctes(db, where.sql, gpu), plain),
             }
-            params = {**where.params, **gpu.params, "limit": 100}
+            bound = {**where.params, **gpu.params, "limit": 100}
             times: dict[str, list[float]] = {name: [] for name in steps}
             for _ in range(reps):
                 for name, sql in steps.items():
                     started = time.perf_counter()
-                    store.query(sql, params)
+                    store.query(sql, bound)
                     times[name].append((time.perf_counter() - started) * 1e3)
         finally:
             store.close()
@@ -257,15 +258,19 @@ def stages(args: argparse.Namespace, reps: int) -> list[Result]:
 
 def main() -> None:
     def extra(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--stages", action="store_true", help="also time the steps of the lines query")
+        parser.add_argument(
+            "--stages", action="store_true", help="instead, time the steps of the lines query (at the last --sizes)"
+        )
         parser.add_argument("--sizes", default="1,10", help="row counts in millions, ascending (default 1,10)")
         parser.add_argument("--reps", type=int, default=3, help="runs per query and size (default 3)")
         parser.add_argument("--month-rows", type=float, default=3, help="millions of rows over 30 days (default 3)")
 
     args = parse_args(__doc__ or NAME, extra)
-    results, params = measure(args)
+    params: dict[str, object]
     if args.stages:
-        results += stages(args, 2 if args.quick else args.reps)
+        results, params = stages(args, 2 if args.quick else args.reps), {"mode": "--stages (diagnostic)"}
+    else:
+        results, params = measure(args)
     report(NAME, results, args, params)
 
 

@@ -49,7 +49,8 @@ def run(name: str, quick: bool, out: Path, timeout: float) -> tuple[dict[str, An
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False)
     except subprocess.TimeoutExpired as exc:
-        return None, time.monotonic() - started, f"timed out after {timeout:.0f}s\n{exc.stdout or ''}{exc.stderr or ''}"
+        partial = _text(exc.stdout) + _text(exc.stderr)
+        return None, time.monotonic() - started, f"timed out after {timeout:.0f}s\n{partial}"
     seconds = time.monotonic() - started
     output = done.stdout + done.stderr
     if done.returncode != 0 or not out.exists():
@@ -59,6 +60,10 @@ def run(name: str, quick: bool, out: Path, timeout: float) -> tuple[dict[str, An
     doc["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     doc["code"] = code_state()
     return doc, seconds, output
+
+
+def _text(data: bytes | str | None) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else data or ""
 
 
 def code_state() -> str:

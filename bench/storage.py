@@ -224,7 +224,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
             note="300 stacks ~30 frames deep and their frames",
         ),
     ]
-    params = {
+    params: dict[str, object] = {
         "workload": f"{procs} processes x {len(THREADS)} threads x {seconds / 3600:g} h at {RATE} Hz, "
         f"kind=wall, one batch per process per {WINDOW} s",
         "generated": f"{fmt(filled)} s to generate and insert",

@@ -22,7 +22,7 @@ from flamehouse.agent.gpu import open_gpu_source
 from flamehouse.agent.launcher import launch, supervise
 from flamehouse.agent.metrics import MetricsServer, serve_metrics
 from flamehouse.agent.profiler import Discover, Profiler
-from flamehouse.agent.sampler import SamplerConfig, find_pyspy
+from flamehouse.agent.sampler import SamplerConfig, find_pyspy, pid_alive
 from flamehouse.agent.shipper import Shipper, ShipperConfig
 from flamehouse.agent.targets import LabelConfig, all_processes, matching, parse_label, tree
 from flamehouse.collector import CollectorError
@@ -140,7 +140,7 @@ def agent(args: argparse.Namespace) -> int:
         if not pids:
             raise UsageError(f"none of the given pids exists: {' '.join(map(str, args.pid))}")
         discover = lambda: [proc for pid in pids for proc in tree(pid)]  # noqa: E731
-        until = lambda: not any(tree(pid) for pid in pids)  # noqa: E731  -- every target gone
+        until = lambda: not any(pid_alive(pid) for pid in pids)  # noqa: E731  -- every target gone
     elif args.match:
         try:
             pattern = re.compile(args.match)

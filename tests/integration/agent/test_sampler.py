@@ -98,3 +98,14 @@ def test_missing_ptrace_permission_is_a_clear_error(spawn: Spawn) -> None:
             run_window(SamplerConfig(pyspy=str(wrapper), window=1), info(job.pid), threading.Event())
     finally:
         shutil.rmtree(bindir)
+
+
+def test_window_ends_on_time_even_when_pyspy_falls_behind(spawn: Spawn) -> None:
+    """py-spy's --duration counts samples; with 150 threads it lags, so windows must end on the clock."""
+    job = spawn(*python_script("many_threads.py", "30"))
+    time.sleep(1.0)
+    began = time.monotonic()
+    window = run_window(config(window=3), info(job.pid), threading.Event())
+    elapsed = time.monotonic() - began
+    assert elapsed < 3 + 10, elapsed  # not the 30 s a sample-counted window would take
+    assert window.samples > 0 and window.samples + window.empty == window.reported_samples

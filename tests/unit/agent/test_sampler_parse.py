@@ -48,7 +48,8 @@ def test_command_is_nonblocking_by_default_and_honours_flags() -> None:
     cfg = SamplerConfig(pyspy="/bin/py-spy", rate=50, window=3)
     cmd = pyspy_command(cfg, 42, "/tmp/out.json")  # type: ignore[arg-type]
     assert "--nonblocking" in cmd and "--idle" not in cmd
-    assert cmd[cmd.index("--rate") + 1] == "50" and cmd[cmd.index("--duration") + 1] == "3"
+    assert cmd[cmd.index("--rate") + 1] == "50"
+    assert "--duration" not in cmd  # py-spy's duration counts samples; windows end on time
     wall = SamplerConfig(pyspy="/bin/py-spy", blocking=True, idle=True, native=True, gil=True)
     cmd = pyspy_command(wall, 42, "/tmp/out.json")  # type: ignore[arg-type]
     assert "--nonblocking" not in cmd and {"--idle", "--native", "--gil"} <= set(cmd)

@@ -258,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(subs, "collector", "gRPC ingest only")
     _store_args(p)
     _listen_args(p, grpc=True, http=False)
+    p.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve the collector's counters for Prometheus at http://HOST:PORT/metrics (default: off; "
+        "`flamehouse server` serves them on its HTTP port)",
+    )
     p = _sub(subs, "ui", "HTTP API and pages only")
     _store_args(p)
     _listen_args(p, grpc=False, http=True)

@@ -250,6 +250,13 @@ def server(args: argparse.Namespace) -> int:
     except (CollectorError, OSError) as err:
         log.error("cannot start: %s", err)
         return 1
+    metrics_listen = getattr(args, "metrics_listen", None)
+    if metrics_listen and http_listen is None:
+        try:
+            serve.serve_metrics(services, metrics_listen)
+        except (ValueError, OSError) as err:
+            services.stop(grace=1.0)
+            raise UsageError(f"--metrics-listen {metrics_listen}: {err}") from err
     return serve.serve_forever(services)
 
 

@@ -141,6 +141,15 @@ def _start_http(services: Services, listen: str, api_tokens: frozenset[str] = fr
     log.info("http listening url=http://%s:%d", host, services.http_port)
 
 
+def serve_metrics(services: Services, listen: str) -> int:
+    """Serves the registry at ``http://listen/metrics`` (for ``flamehouse collector`` without HTTP API)."""
+    host, port = split_listen(listen)
+    server, _thread = prometheus_client.start_http_server(port, addr=host, registry=services.registry)
+    bound = int(server.server_address[1])
+    log.info("collector metrics listening url=http://%s:%d/metrics", host, bound)
+    return bound
+
+
 def serve_forever(services: Services) -> int:
     """Blocks until SIGINT/SIGTERM, then shuts down gracefully."""
     done = threading.Event()

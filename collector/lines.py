@@ -107,8 +107,18 @@ def check_rate(rate: float) -> float:
     return float(rate)
 
 
-def _counts_ctes(db: str, where: str, gpu: GpuFilter) -> str:
-    """``counts (stack_id, n, busy, idle, grand)`` over the classified sample rows (``grand``: all stacks)."""
+def _counts_ctes(db: str, where: str, gpu: GpuFilter, *, has_gpu: bool = True) -> str:
+    """``counts (stack_id, n, busy, idle, grand)`` over the classified sample rows (``grand``: all stacks).
+
+    Without any GPU data in the range every row is ``none``: the classification (the
+    expensive part, ~90 % of the query) is skipped and busy/idle are zero.
+    """
+    if not has_gpu:
+        keep = "1" if gpu.state in ("any", "none") else "0"
+        return f"""counts AS (
+    SELECT stack_id, sum(count) AS n, toUInt64(0) AS busy, toUInt64(0) AS idle, sum(sum(count)) OVER () AS grand
+    FROM {db}.samples WHERE ({where}) AND {keep} GROUP BY stack_id
+)"""
     state = "1" if gpu.state == "any" else "gpu_state = {gpu_state:String}"
     return f"""{classified_ctes(db, where)},
 counts AS (
@@ -118,14 +128,14 @@ counts AS (
 )"""
 
 
-def lines_sql(db: str, where: str, gpu: GpuFilter) -> str:
+def lines_sql(db: str, where: str, gpu: GpuFilter, *, has_gpu: bool = True) -> str:
     """Rows ``(function, file, line, self, total, busy_self, idle_self, total_samples)``, by self desc.
 
     ``counts`` is used once (ClickHouse inlines a CTE at each use), so the
     stacks are bounded by the selected samples' stack ids, not by ``counts``.
     """
     return f"""
-WITH {_counts_ctes(db, where, gpu)},
+WITH {_counts_ctes(db, where, gpu, has_gpu=has_gpu)},
 per_frame AS (
     SELECT fid, sum(n) AS total, sumIf(n, fid = leaf) AS self,
            sumIf(busy, fid = leaf) AS busy_self, sumIf(idle, fid = leaf) AS idle_self, any(grand) AS grand
@@ -155,11 +165,18 @@ def query_lines(store: Store, where: SampleFilter, gpu: GpuFilter, *, limit: int
     rate = check_rate(rate)
     started = time.perf_counter()
     params = {**where.params, **gpu.params}
-    rows = store.query(lines_sql(store.db, where.sql, gpu), {**params, "limit": limit})
+    gpu_rows = store.query(
+        f"SELECT count() FROM {store.db}.gpu_devices WHERE ts >= toDateTime({{t_from:UInt32}}) "
+        "AND ts < toDateTime({t_to:UInt32})",
+        {"t_from": where.start, "t_to": where.end},
+    )
+    has_gpu = bool(gpu_rows and gpu_rows[0][0])
+    rows = store.query(lines_sql(store.db, where.sql, gpu, has_gpu=has_gpu), {**params, "limit": limit})
     if rows:
         total = int(rows[0][7])
     else:  # no known stack: the samples may still exist
-        total_rows = store.query(f"WITH {_counts_ctes(store.db, where.sql, gpu)} SELECT sum(n) FROM counts", params)
+        counts = _counts_ctes(store.db, where.sql, gpu, has_gpu=has_gpu)
+        total_rows = store.query(f"WITH {counts} SELECT sum(n) FROM counts", params)
         total = int(total_rows[0][0] or 0) if total_rows else 0
     lines = tuple(LineCost(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6])) for r in rows)
     log.debug("query lines rows=%d elapsed_ms=%.1f", len(rows), (time.perf_counter() - started) * 1e3)

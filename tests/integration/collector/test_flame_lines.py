@@ -85,3 +85,22 @@ def test_lines_match_the_line_flame_graph_and_the_issue(seeded: tuple[QueryServi
     # kind and gpu_state written in the selector work here too
     wall = queries.lines('{kind="wall"}', None, None, now=now).to_json()
     assert wall["total_samples"] == 7 and wall["lines"][0]["function"] == "sleep"
+
+
+def test_lines_without_gpu_data_skip_the_classification_and_agree_with_it(seeded: tuple[QueryService, float]) -> None:
+    """No GPU rows in range: the fast path (no classification) gives what the classified query gives."""
+    from flamehouse.collector.filters import FilterBuilder
+    from flamehouse.collector.lines import lines_sql
+
+    queries, now = seeded
+    fast = queries.lines("", None, None, now=now, rate=100.0).to_json()
+    store = queries.store
+    where = FilterBuilder(store).profile("", None, None, now, kind=None, gpu_state=None, gpu_idle_below=10.0)
+    gpu = where.gpu
+    params = {**where.params, **gpu.params, "limit": 100}
+    slow = store.query(lines_sql(store.db, where.sql, gpu, has_gpu=True), params)
+    quick = store.query(lines_sql(store.db, where.sql, gpu, has_gpu=False), params)
+    assert slow == quick
+    assert [line["self"] for line in fast["lines"]] == [int(r[3]) for r in quick]
+    # without GPU data nothing is busy or idle
+    assert queries.lines("", None, None, now=now, gpu_state="idle").to_json()["lines"] == []

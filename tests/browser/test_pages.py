@@ -268,15 +268,6 @@ def test_diff_view_colours_frames_and_lists_changes(ui: Ui, profiled: Profiled) 
     ui.shot("diff")
 
 
-def test_diff_view_without_endpoint_explains_in_the_page(ui: Ui, profiled: Profiled) -> None:
-    if profiled.has("/api/v1/diff"):
-        pytest.skip("the server has /api/v1/diff")
-    ui.open(f"?view=diff&base={SPLIT}")
-    ui.wait_view("diff", "error")
-    assert "/api/v1/diff" in (ui.page.text_content("#view-diff [role=alert]") or "")
-    ui.shot("diff-missing")
-
-
 def test_export_buttons_download_the_profile(ui: Ui, profiled: Profiled) -> None:
     need(profiled, "/api/v1/export")
     ui.open(f"?selector={SPLIT}")

@@ -13,6 +13,7 @@ import logging
 import sys
 import tempfile
 import time
+from urllib.parse import quote
 
 from flamehouse import serve
 from flamehouse.agent.batch import AgentIdentity
@@ -47,6 +48,7 @@ def run_demo(args: argparse.Namespace) -> int:
         result = ApiClient(url).top(selector, str(int(started) - 1), "now", "cpu", 15)
         print(render_top(result))
         print()
+        print(f"Web UI:     {url}/?selector={quote(selector)}&from=now-15m")
         print(f"API:        {url}/api/v1/top?selector={selector}&from=now-15m")
         print(f"Flame tree: {url}/api/v1/flamegraph?selector={selector}&from=now-15m")
         print(f"API docs:   {url}/docs")

@@ -6,7 +6,7 @@ Grammar (as in Prometheus and Perforator)::
     matcher  := NAME op STRING
     op       := "=" | "!=" | "=~" | "!~"
     NAME     := [A-Za-z_][A-Za-z0-9_]*
-    STRING   := '"' { char | '\\"' | '\\\\' | '\\n' | '\\t' | '\\uXXXX' } '"'
+    STRING   := '"' { char | '\\"' | '\\\\' | '\\n' | '\\t' | '\\u' HEX HEX HEX HEX } '"'
 
 Whitespace may surround every token. ``{}`` and the empty string match every
 sample.
@@ -238,14 +238,14 @@ class _Parser:
                 raise SelectorError("a \\u escape is a lone low surrogate", start)
             if 0xD800 <= code <= 0xDBFF:  # a UTF-16 pair spells one code point
                 if self.text[self.pos : self.pos + 2] != "\\u":
-                    raise self.fail("\\uXXXX low surrogate after a high surrogate")
+                    raise self.fail("a \\u low surrogate after a high surrogate (4 hex digits)")
                 self.pos += 1
                 low = self.hex4()
                 if not 0xDC00 <= low <= 0xDFFF:
                     raise SelectorError("expected a low surrogate (\\uDC00-\\uDFFF)", self.pos - 5)
                 code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
             return chr(code)
-        raise self.fail('an escape: \\" \\\\ \\n \\t or \\uXXXX')
+        raise self.fail('an escape: \\" \\\\ \\n \\t or \\u and 4 hex digits')
 
     def hex4(self) -> int:
         """Reads the ``u`` at the cursor and four hex digits after it."""

@@ -230,6 +230,9 @@ class Shipper:
                 self._spool.discard(entry)
                 self._count_drop(entry.samples, entry.path.name, f"unreadable spool file: {err}")
                 continue
+            # It may have been sent before it was spooled, or before the agent restarted: from
+            # here on a retry, which the collector looks up before writing (Batch.attempt).
+            batch.attempt = max(batch.attempt, 1)
             return _Item(batch, entry.samples, entry)
         return self._memory.popleft() if self._memory else None
 
@@ -359,6 +362,7 @@ class Shipper:
         metadata = (("authorization", f"Bearer {self.config.token}"),) if self.config.token else None
         with self._cond:
             self.counters.batches_sent += 1
+        batch.attempt += 1  # 1 on the first try: the collector skips its store look-up
         try:
             ack = self._push(batch, timeout=self.config.timeout, metadata=metadata)
         except grpc.RpcError as err:

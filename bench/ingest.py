@@ -31,10 +31,10 @@ from profiles import sim_process, stack_pool, window_rows
 
 from flamehouse import serve
 from flamehouse.agent.batch import AgentIdentity, encode
-from flamehouse.collector.ingest import SAMPLE_COLUMNS, _sample_columns
 from flamehouse.collector.service import PUSH_METHOD
 from flamehouse.collector.store import StoreConfig, embedded_dsn
 from flamehouse.collector.validate import IngestLimits, validate
+from flamehouse.collector.writer import SAMPLE_COLUMNS, sample_columns
 from flamehouse.proto import ingest_pb2
 
 NAME = "ingest"
@@ -97,7 +97,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
     ]
     raw = [
         [
-            (f"raw{r}-{i}", _sample_columns(validate(b, IngestLimits(), now=time.time(), ttl_days=14)))
+            (f"raw{r}-{i}", sample_columns(validate(b, IngestLimits(), now=time.time(), ttl_days=14)))
             for i, b in enumerate(template)
         ]
         for r in range(rounds)

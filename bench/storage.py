@@ -10,7 +10,7 @@ One batch per process and 10 s window, with its own ``batch_id``, as the agent s
 Rows are exactly what the collector writes: for each process the labels are decoded by the
 collector's own ``validate`` (from an :func:`~flamehouse.agent.batch.encode`-d window), and
 the first window of every process is checked column by column against the collector's
-``_sample_columns(validate(encode(...)))``. Rows are then inserted in large chunks (the part
+``sample_columns(validate(encode(...)))``. Rows are then inserted in large chunks (the part
 layout does not matter: ``OPTIMIZE TABLE ... FINAL`` merges everything), with every stack
 and frame the pool holds. Bytes are ``system.parts`` ``bytes_on_disk`` of the active parts
 of ``samples``, ``stacks`` and ``frames``; the rollups (``samples_1m``, ``samples_1h``,
@@ -32,10 +32,10 @@ from profiles import SimProcess, sim_process, stack_pool, to_rows, window_counts
 
 from flamehouse.agent.batch import AgentIdentity, encode
 from flamehouse.agent.model import Kind
-from flamehouse.collector.ingest import FRAME_COLUMNS, SAMPLE_COLUMNS, STACK_COLUMNS, _sample_columns
 from flamehouse.collector.schema import migrate
 from flamehouse.collector.store import Store, StoreConfig, embedded_dsn
 from flamehouse.collector.validate import IngestLimits, ProcessInfo, validate
+from flamehouse.collector.writer import FRAME_COLUMNS, SAMPLE_COLUMNS, STACK_COLUMNS, sample_columns
 from flamehouse.proto import ids, ingest_pb2
 
 NAME = "storage"
@@ -106,7 +106,7 @@ def fill(store: Store, procs: int, seconds: int) -> tuple[int, int]:
                 infos[sim.info.pid] = batch.processes[0]
                 check = Columns()
                 check.add(infos[sim.info.pid], batch_id, counts, sids)
-                if [list(c) for c in _sample_columns(batch)] != check.cols:
+                if [list(c) for c in sample_columns(batch)] != check.cols:
                     raise AssertionError("sample columns differ from the collector's: fix storage.py")
             chunk.add(infos[sim.info.pid], batch_id, counts, sids)
             samples += sum(c[4] for c in counts)

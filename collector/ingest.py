@@ -5,11 +5,12 @@ The path of one batch is ``proto → validate() → DecodedBatch → Ingestor �
 * :func:`~flamehouse.collector.validate.validate` (pure, in its own module) checks the
   wire contract and returns plain frozen column tuples, or raises
   :class:`~flamehouse.collector.InvalidBatch` saying what to fix.
-* :class:`Ingestor` writes frames, stacks and processes (Replacing tables, so a repeat
-  is harmless) and the samples last, with ``batch_id`` as ClickHouse's insert
-  deduplication token: a retried batch whose samples were stored is not counted twice,
-  even across collector restarts. A bounded in-memory set of recent batch ids lets this
-  process answer ``duplicate=True`` without touching the store.
+* :class:`Ingestor` hands the decoded batch to a
+  :class:`~flamehouse.collector.writer.GroupWriter`, which writes the batches pushed at the
+  same time as one insert per table (group commit) and stores each ``batch_id`` at most
+  once, even across collector restarts: a bounded in-memory set of recent batch ids answers
+  ``duplicate=True`` without touching the store, and a batch that is not a first try is
+  looked up in the store before it is written.
 
 Every batch is counted in :class:`IngestCounters`:
 ``received == stored + duplicate + rejected + failed`` once no push is in flight.
@@ -24,20 +25,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from flamehouse.collector import InvalidBatch, StoreError
-from flamehouse.collector.gpu_batch import GpuColumns, decode_gpu
+from flamehouse.collector.gpu_batch import decode_gpu
 from flamehouse.collector.store import Store
-from flamehouse.collector.validate import MAX_BATCH_ID_CHARS, DecodedBatch, IngestLimits, validate
+from flamehouse.collector.validate import MAX_BATCH_ID_CHARS, IngestLimits, validate
+from flamehouse.collector.writer import DEFAULT_MAX_GROUP_ROWS, GroupWriter, Pending, RecentIds
 from flamehouse.proto import ingest_pb2
 
 log = logging.getLogger(__name__)
@@ -69,6 +68,12 @@ class IngestCounters:
     samples_stored: int = 0
     #: GPU device and per-process rows written.
     gpu_rows_stored: int = 0
+    #: Grouped inserts made: batches_stored / insert_groups is the mean group size.
+    insert_groups: int = 0
+    #: Batches that were not first tries, looked up in the store before being written.
+    batches_looked_up: int = 0
+    #: Of those, batches the store already held (acked as duplicates, counted there too).
+    batches_found_stored: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **deltas: int) -> None:
@@ -132,49 +137,7 @@ class Throttle:
             return held
 
 
-class _RecentIds:
-    """A bounded, thread-safe LRU set (batch ids, or ids of rows already written)."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._ids: OrderedDict[Hashable, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __contains__(self, batch_id: Hashable) -> bool:
-        with self._lock:
-            if batch_id in self._ids:
-                self._ids.move_to_end(batch_id)
-                return True
-            return False
-
-    def add(self, *batch_ids: Hashable) -> None:
-        with self._lock:
-            for batch_id in batch_ids:
-                self._ids[batch_id] = None
-                self._ids.move_to_end(batch_id)
-            while len(self._ids) > self._capacity:
-                self._ids.popitem(last=False)
-
-
 # --------------------------------------------------------------------------- ingestor
-
-FRAME_COLUMNS = ("frame_id", "function_id", "function", "file", "line", "last_seen")
-STACK_COLUMNS = ("stack_id", "frame_ids", "function_ids", "last_seen")
-PROCESS_COLUMNS = (
-    "host", "pid", "start_time", "ppid", "cmdline", "service", "job", "rank",
-    "labels", "agent_id", "agent_version", "last_seen",
-)  # fmt: skip
-SAMPLE_COLUMNS = (
-    "ts", "service", "job", "host", "pid", "rank", "thread", "tid",
-    "kind", "labels", "stack_id", "count", "batch_id",
-)  # fmt: skip
-
-
-GPU_DEVICE_COLUMNS = (
-    "ts", "host", "gpu_index", "gpu_uuid", "gpu_name", "sm_util", "mem_util", "mem_used", "mem_total",
-    "power_w", "temperature_c", "sm_clock_mhz", "batch_id",
-)  # fmt: skip
-GPU_PROCESS_COLUMNS = ("ts", "host", "pid", "gpu_index", "gpu_uuid", "sm_util", "mem_used", "batch_id")
 
 
 class Ingestor:
@@ -189,15 +152,16 @@ class Ingestor:
         *,
         recent_ids: int = 100_000,
         known_rows: int = 1_000_000,
+        max_group_rows: int = DEFAULT_MAX_GROUP_ROWS,
     ) -> None:
         self.store = store
         self.limits = limits or IngestLimits()
         self.counters = counters if counters is not None else IngestCounters()
         self._clock = clock
-        self._recent = _RecentIds(recent_ids)
-        # Frames, stacks and processes this process wrote lately: a steady agent sends the
-        # same ones every window, and skipping them turns four inserts per batch into one.
-        self._written = _RecentIds(known_rows)
+        self._recent = RecentIds(recent_ids)
+        self._writer = GroupWriter(
+            store, clock=clock, count=self.counters.add, max_rows=max_group_rows, known_rows=known_rows
+        )
         self._reject_log = Throttle()  # one per cause, so a flood of one hides none of the other
         self._failure_log = Throttle()
 
@@ -205,11 +169,11 @@ class Ingestor:
         """Stores ``batch`` and acknowledges it.
 
         A ``batch_id`` this process already stored is acknowledged as a duplicate without
-        being decoded again. After a restart that cache is empty: ClickHouse still drops
-        the repeated samples, but the ack then reports them as stored (``duplicate=False``).
+        being decoded again; a batch that is not a first try (``attempt != 1``) and that an
+        earlier collector process stored is found in the store and acknowledged the same way.
 
         Raises :class:`InvalidBatch` (nothing written) or :class:`StoreError` (retry the
-        same batch: the parts already written are deduplicated).
+        same batch: what its group wrote is found by the retry's look-up).
         """
         self.counters.add(batches_received=1)
         bid = batch.batch_id
@@ -231,118 +195,29 @@ class Ingestor:
                 exc,
             )
             raise
+        pending = Pending(decoded, gpu, batch.agent.host, check_store=batch.attempt != 1)
         try:
-            self._write(decoded, int(now))
-            self._write_gpu(gpu, batch.agent.host, bid)
+            self._writer.write(pending)
         except StoreError as exc:
             self.counters.add(batches_failed=1)
             _warn_throttled(self._failure_log, "batch not stored batch_id=%s error=%s", bid, exc)
             raise
+        except Exception:
+            self.counters.add(batches_failed=1)
+            raise
         self._recent.add(bid)
+        if pending.duplicate:
+            self.counters.add(batches_duplicate=1)
+            log.debug("duplicate batch batch_id=%s host=%s (found in the store)", bid, batch.agent.host)
+            return ingest_pb2.Ack(batch_id=bid, rows=0, samples=0, duplicate=True)
         self.counters.add(
             batches_stored=1, rows_stored=decoded.rows, samples_stored=decoded.sample_total, gpu_rows_stored=gpu.rows
         )
         log.debug("batch stored batch_id=%s rows=%d samples=%d", bid, decoded.rows, decoded.sample_total)
         return ingest_pb2.Ack(batch_id=bid, rows=decoded.rows, samples=decoded.sample_total, duplicate=False)
 
-    def _write(self, batch: DecodedBatch, now: int) -> None:
-        """Inserts the batch; samples last, so a failure leaves no samples to double count.
-
-        Frames, stacks and processes already written by this process (processes: within
-        the current minute, so ``last_seen`` stays fresh) are skipped; after a restart they
-        are written again, which the Replacing tables absorb.
-        """
-        day = datetime.fromtimestamp(now, UTC).date()
-        frames, stacks = batch.frames, batch.stacks
-        new_frames = [i for i, fid in enumerate(frames.frame_id) if ("f", fid) not in self._written]
-        if new_frames:
-            cols = (frames.frame_id, frames.function_id, frames.function, frames.file, frames.line)
-            self.store.insert("frames", FRAME_COLUMNS, [*_pick(cols, new_frames), [day] * len(new_frames)])
-        new_stacks = [i for i, sid in enumerate(stacks.stack_id) if ("s", sid) not in self._written]
-        if new_stacks:
-            scols = (stacks.stack_id, stacks.frame_ids, stacks.function_ids)
-            self.store.insert("stacks", STACK_COLUMNS, [*_pick(scols, new_stacks), [day] * len(new_stacks)])
-        minute = now // 60
-        fresh = [
-            i
-            for i, p in enumerate(batch.processes)
-            if ("p", p.host, p.pid, p.start_time_ms, minute) not in self._written
-        ]
-        if fresh:
-            self.store.insert("processes", PROCESS_COLUMNS, _pick(_process_columns(batch, now), fresh))
-        if batch.rows:
-            self.store.insert("samples", SAMPLE_COLUMNS, _sample_columns(batch), dedup_token=batch.batch_id)
-        self._written.add(
-            *(("f", frames.frame_id[i]) for i in new_frames),
-            *(("s", stacks.stack_id[i]) for i in new_stacks),
-            *(
-                ("p", batch.processes[i].host, batch.processes[i].pid, batch.processes[i].start_time_ms, minute)
-                for i in fresh
-            ),
-        )
-
-    def _write_gpu(self, gpu: GpuColumns, host: str, batch_id: str) -> None:
-        """Inserts GPU rows, deduplicated by ``batch_id`` like the samples."""
-        dev, proc = gpu.devices, gpu.processes
-        if dev.time:
-            hosts, bids = [host] * len(dev.time), [batch_id] * len(dev.time)
-            columns = (
-                dev.time, hosts, dev.index, dev.uuid, dev.name, dev.sm_util, dev.mem_util, dev.mem_used,
-                dev.mem_total, dev.power_w, dev.temperature_c, dev.sm_clock_mhz, bids,
-            )  # fmt: skip
-            self.store.insert("gpu_devices", GPU_DEVICE_COLUMNS, columns, dedup_token=batch_id)
-        if proc.time:
-            hosts, bids = [host] * len(proc.time), [batch_id] * len(proc.time)
-            pcolumns = (proc.time, hosts, proc.pid, proc.index, proc.uuid, proc.sm_util, proc.mem_used, bids)
-            self.store.insert("gpu_processes", GPU_PROCESS_COLUMNS, pcolumns, dedup_token=batch_id)
-
 
 def _warn_throttled(throttle: Throttle, message: str, *args: object) -> None:
     held = throttle.allow()
     if held is not None:
         log.warning(message + " suppressed=%d", *args, held)
-
-
-def _pick(columns: Sequence[Sequence[Any]], rows: list[int]) -> list[list[Any]]:
-    """The given rows of each column."""
-    return [[col[i] for i in rows] for col in columns]
-
-
-def _process_columns(batch: DecodedBatch, now: int) -> list[Sequence[Any]]:
-    procs = batch.processes
-    return [
-        [p.host for p in procs],
-        [p.pid for p in procs],
-        [p.start_time_ms for p in procs],  # DateTime64(3): integer milliseconds, written verbatim
-        [p.ppid for p in procs],
-        [p.cmdline for p in procs],
-        [p.service for p in procs],
-        [p.job for p in procs],
-        [p.rank for p in procs],
-        [dict(p.labels) for p in procs],
-        [batch.agent_id] * len(procs),
-        [batch.agent_version] * len(procs),
-        [now] * len(procs),
-    ]
-
-
-def _sample_columns(batch: DecodedBatch) -> list[Sequence[Any]]:
-    s = batch.samples
-    by_pid = {p.pid: p for p in batch.processes}
-    procs = [by_pid[pid] for pid in s.pid]
-    labels = {p.pid: dict(p.labels) for p in batch.processes}
-    return [
-        s.time,  # DateTime: integer unix seconds, written verbatim
-        [p.service for p in procs],
-        [p.job for p in procs],
-        [p.host for p in procs],
-        s.pid,
-        [p.rank for p in procs],
-        s.thread,
-        s.tid,
-        s.kind,  # Enum8 values equal the proto Kind values
-        [labels[pid] for pid in s.pid],
-        s.stack_id,
-        s.count,
-        [batch.batch_id] * len(s.time),
-    ]

@@ -113,7 +113,6 @@ def start_grpc_server(
     *,
     tokens: frozenset[str] = frozenset(),
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    max_workers: int = 8,
     max_concurrent_pushes: int = DEFAULT_MAX_CONCURRENT_PUSHES,
     tls: tuple[bytes, bytes] | None = None,
 ) -> GrpcServer:
@@ -124,7 +123,9 @@ def start_grpc_server(
     ``max_concurrent_pushes`` get RESOURCE_EXHAUSTED at once. Raises :class:`ListenError`
     when the address cannot be bound (in use, bad host) or the TLS files are unusable.
     """
-    executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="flamehouse-ingest")
+    # A thread per admitted push: pushes wait for their group's insert (collector/writer.py),
+    # and the more of them wait together, the larger and cheaper the inserts.
+    executor = futures.ThreadPoolExecutor(max_workers=max_concurrent_pushes, thread_name_prefix="flamehouse-ingest")
     server = grpc.server(
         executor,
         handlers=[_push_service(ingestor)],

@@ -17,7 +17,7 @@ KIND_CPU: Kind
 KIND_WALL: Kind
 
 class Batch(_message.Message):
-    __slots__ = ("batch_id", "agent", "strings", "frames", "stacks", "processes", "samples", "gpu_devices", "gpu_processes")
+    __slots__ = ("batch_id", "agent", "strings", "frames", "stacks", "processes", "samples", "gpu_devices", "gpu_processes", "attempt")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
     STRINGS_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,7 @@ class Batch(_message.Message):
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     GPU_DEVICES_FIELD_NUMBER: _ClassVar[int]
     GPU_PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     agent: Agent
     strings: _containers.RepeatedScalarFieldContainer[str]
@@ -36,7 +37,8 @@ class Batch(_message.Message):
     samples: Samples
     gpu_devices: GpuDevices
     gpu_processes: GpuProcesses
-    def __init__(self, batch_id: _Optional[str] = ..., agent: _Optional[_Union[Agent, _Mapping]] = ..., strings: _Optional[_Iterable[str]] = ..., frames: _Optional[_Union[Frames, _Mapping]] = ..., stacks: _Optional[_Union[Stacks, _Mapping]] = ..., processes: _Optional[_Iterable[_Union[Process, _Mapping]]] = ..., samples: _Optional[_Union[Samples, _Mapping]] = ..., gpu_devices: _Optional[_Union[GpuDevices, _Mapping]] = ..., gpu_processes: _Optional[_Union[GpuProcesses, _Mapping]] = ...) -> None: ...
+    attempt: int
+    def __init__(self, batch_id: _Optional[str] = ..., agent: _Optional[_Union[Agent, _Mapping]] = ..., strings: _Optional[_Iterable[str]] = ..., frames: _Optional[_Union[Frames, _Mapping]] = ..., stacks: _Optional[_Union[Stacks, _Mapping]] = ..., processes: _Optional[_Iterable[_Union[Process, _Mapping]]] = ..., samples: _Optional[_Union[Samples, _Mapping]] = ..., gpu_devices: _Optional[_Union[GpuDevices, _Mapping]] = ..., gpu_processes: _Optional[_Union[GpuProcesses, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class Agent(_message.Message):
     __slots__ = ("agent_id", "host", "version")

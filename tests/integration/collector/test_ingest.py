@@ -166,10 +166,11 @@ def test_same_batch_twice_is_stored_once(store: Store, serve: Any, connect: Any,
 
 
 def test_store_deduplicates_a_retry_after_a_restart(store: Store) -> None:
-    """A fresh Ingestor (empty in-memory id cache) relies on ClickHouse's insert deduplication."""
+    """A fresh Ingestor (empty in-memory id cache) finds a retried batch in the store."""
     batch = sample_batch(spread_days=1)  # rows in two daily partitions
     Ingestor(store).push(batch)
-    Ingestor(store).push(batch)
+    batch.attempt = 2
+    assert Ingestor(store).push(batch).duplicate
 
     assert total_samples(store) == 9
     assert store.query("SELECT count() FROM flamehouse.samples")[0][0] == 3

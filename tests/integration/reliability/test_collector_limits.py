@@ -49,7 +49,7 @@ def test_beyond_the_concurrency_limit_calls_are_refused_at_once(
     collector: Collector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slow_samples_insert(collector.store, monkeypatch, delay=0.6)
-    server = collector.serve(max_concurrent_pushes=2, max_workers=2)
+    server = collector.serve(max_concurrent_pushes=2)
     channel, push = push_stub(f"127.0.0.1:{server.port}")
     batches = [agent_batch(AGENT, pid=20, seq=i) for i in range(8)]
     with futures.ThreadPoolExecutor(8) as pool:
@@ -69,7 +69,7 @@ def test_agents_back_off_and_deliver_everything_under_backpressure(
     collector: Collector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slow_samples_insert(collector.store, monkeypatch, delay=0.1)
-    server = collector.serve(max_concurrent_pushes=2, max_workers=2)
+    server = collector.serve(max_concurrent_pushes=2)
     config = ShipperConfig(target=f"127.0.0.1:{server.port}", backoff_initial=0.05, backoff_max=0.5)
     shippers = [Shipper(config) for _ in range(6)]
     for i, shipper in enumerate(shippers):

@@ -196,3 +196,55 @@ def test_store_outage_is_retried_until_the_store_is_back(collector: Collector) -
     assert shipper.flush(30)
     stats = shipper.close()
     assert collector.total_samples() == stats["samples_acked"] == sum(sum(b.samples.count) for b in batches)
+
+
+def test_attempts_are_numbered_so_only_retries_are_looked_up(
+    collector: Collector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """First tries say attempt=1 and skip the collector's store look-up; retries and spooled batches do not."""
+    attempts: list[tuple[str, int]] = []
+    original = collector.ingestor.push
+
+    def push(batch: ingest_pb2.Batch) -> ingest_pb2.Ack:
+        attempts.append((batch.batch_id, batch.attempt))
+        return original(batch)
+
+    monkeypatch.setattr(collector.ingestor, "push", push)
+    server = collector.serve()
+    shipper = Shipper(fast_config(f"127.0.0.1:{server.port}", spool_dir=tmp_path / "spool"))
+    steady = [agent_batch(AGENT, pid=14, seq=i) for i in range(3)]
+    for batch in steady:
+        shipper.submit(batch)
+    assert shipper.flush(30)
+    assert attempts == [(b.batch_id, 1) for b in steady]
+    assert collector.counters.snapshot()["batches_looked_up"] == 0
+
+    collector.store.command("RENAME TABLE flamehouse.samples TO flamehouse.samples_away")
+    retried = agent_batch(AGENT, pid=14, seq=3)
+    shipper.submit(retried)
+    wait_for(lambda: shipper.counters.retries >= 2)
+    collector.store.command("RENAME TABLE flamehouse.samples_away TO flamehouse.samples")
+    assert shipper.flush(30)
+    shipper.close()
+    tries = [n for bid, n in attempts if bid == retried.batch_id]
+    assert tries == list(range(1, len(tries) + 1)) and len(tries) >= 3
+    snap = collector.counters.snapshot()
+    # Retries are looked up (a look-up that fails while the table is away is not counted).
+    assert 1 <= snap["batches_looked_up"] <= len(tries) - 1
+    expected = sum(sum(b.samples.count) for b in [*steady, retried])
+    assert collector.total_samples() == expected
+
+
+def test_a_batch_recovered_from_the_spool_is_sent_as_a_retry(collector: Collector, tmp_path: Path) -> None:
+    spool, port = tmp_path / "spool", free_port()
+    dead = Shipper(fast_config(f"127.0.0.1:{port}", spool_dir=spool))
+    batch = agent_batch(AGENT, pid=15, seq=0)
+    dead.submit(batch)
+    dead.close(timeout=0.5)  # it may or may not have reached a collector before: unknown
+    collector.serve(f"127.0.0.1:{port}")
+    second = Shipper(fast_config(f"127.0.0.1:{port}", spool_dir=spool))
+    assert second.flush(30)
+    second.close()
+    snap = collector.counters.snapshot()
+    assert (snap["batches_stored"], snap["batches_looked_up"]) == (1, 1)
+    assert collector.total_samples() == sum(batch.samples.count)

@@ -35,7 +35,7 @@ from prometheus_client.registry import Collector
 from flamehouse.collector import InvalidBatch, StoreError
 from flamehouse.collector.gpu_batch import decode_gpu
 from flamehouse.collector.store import Store
-from flamehouse.collector.validate import MAX_BATCH_ID_CHARS, IngestLimits, validate
+from flamehouse.collector.validate import MAX_BATCH_ID_CHARS, IngestLimits, VerifiedIds, validate
 from flamehouse.collector.writer import DEFAULT_MAX_GROUP_ROWS, GroupWriter, Pending, RecentIds
 from flamehouse.proto import ingest_pb2
 
@@ -159,6 +159,7 @@ class Ingestor:
         self.counters = counters if counters is not None else IngestCounters()
         self._clock = clock
         self._recent = RecentIds(recent_ids)
+        self._verified = VerifiedIds()  # frame and stack ids already checked: most batches repeat them
         self._writer = GroupWriter(
             store, clock=clock, count=self.counters.add, max_rows=max_group_rows, known_rows=known_rows
         )
@@ -183,7 +184,7 @@ class Ingestor:
             return ingest_pb2.Ack(batch_id=bid, rows=0, samples=0, duplicate=True)
         now = self._clock()
         try:
-            decoded = validate(batch, self.limits, now=now, ttl_days=self.store.config.ttl_days)
+            decoded = validate(batch, self.limits, now=now, ttl_days=self.store.config.ttl_days, known=self._verified)
             gpu = decode_gpu(batch, self.limits, now=now, ttl_days=self.store.config.ttl_days)
         except InvalidBatch as exc:
             self.counters.add(batches_rejected=1)

@@ -63,6 +63,8 @@ class Store:
         self.db = config.database
         self._lock = threading.Lock()
         self._client = self._connect(config)
+        #: (table, columns) → their ClickHouse types, looked up once per table and column list.
+        self._column_types: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
 
     @staticmethod
     def _connect(config: StoreConfig) -> Any:
@@ -114,25 +116,34 @@ class Store:
         data: Sequence[Sequence[Any]],
         *,
         dedup_token: str | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         """Inserts column-oriented ``data`` (one sequence per column) into ``db.table``.
 
         With ``dedup_token`` ClickHouse drops a repeated insert of the same token
         (the table must have a deduplication window), which makes retries idempotent.
+        ``settings`` are ClickHouse query settings for this insert (names from the code only).
         """
-        settings: dict[str, Any] = {}
+        settings = dict(settings or {})
         if dedup_token is not None:
             settings["insert_deduplication_token"] = dedup_token
+        key = (table, tuple(columns))
         with self._lock:
             try:
+                types = self._column_types.get(key)
+                if types is None:  # clickhouse-connect would DESCRIBE the table on every insert (~1-3 ms)
+                    context = self._client.create_insert_context(f"{self.db}.{table}", column_names=list(columns))
+                    types = self._column_types[key] = list(context.column_types)
                 self._client.insert(
                     f"{self.db}.{table}",
                     list(data),
                     column_names=list(columns),
+                    column_types=types,
                     column_oriented=True,
                     settings=settings,
                 )
             except Exception as exc:
+                self._column_types.pop(key, None)  # the table may have changed: look its types up again
                 raise StoreError(f"insert into {table} failed: {exc}") from exc
 
     def ping(self) -> bool:

@@ -1,10 +1,12 @@
 """On start, after the migrations: the rollup catches up with older rows, and table TTLs follow the config.
 
-* :func:`backfill_rollup`: the materialized views fill ``samples_1m`` and
-  ``samples_1h`` from inserts made after migration 003 created them. Rows
-  stored before (a database upgraded from version 2) are copied in once, while
-  a rollup is empty, as one ``INSERT ... SELECT`` (a consistent snapshot: rows inserted meanwhile
-  arrive through the view, not twice). Its deduplication token names the
+* :func:`backfill_rollup`: the materialized views fill ``samples_1m`` from inserts
+  made after migration 003 created it, and ``samples_1h`` from the inserts into
+  ``samples_1m`` (migration 004). Rows stored before (a database upgraded from
+  version 2) are copied in once, while a rollup is empty, as one ``INSERT ... SELECT``
+  (a consistent snapshot: rows inserted meanwhile arrive through the view, not twice).
+  Copying into ``samples_1m`` fills ``samples_1h`` through its view, so ``samples_1h`` is
+  copied only when it is still empty after that. Its deduplication token names the
   snapshot, so two collectors starting together against one server copy once.
 * :func:`apply_retention`: a migration writes each table's TTL with the
   retention configured when it ran; when ``--ttl-days`` or
@@ -53,6 +55,10 @@ def backfill_rollup(store: Store) -> int:
         rows, newest = store.query(f"SELECT count(), max(toUInt32(ts)) FROM {db}.samples")[0]
         if not rows:
             return 0
+        if table == MINUTES and store.query(f"SELECT count() FROM {db}.{HOURS}")[0][0]:
+            # The copy would reach samples_1h through its view and count its hours twice.
+            log.warning("rollup not backfilled table=%s reason=%s holds rows while it is empty", table, HOURS)
+            continue
         store.command(
             f"INSERT INTO {db}.{table} (ts, {LABEL_COLUMNS}, stack_id, count) "
             f"SELECT {bucket}(ts) AS bucket, {LABEL_COLUMNS}, stack_id, sum(count) FROM {db}.samples "

@@ -271,3 +271,25 @@ def test_upgrade_backfills_the_rollup_once_and_retention_follows_the_config(defa
         assert "toIntervalDay(365)" in engine[0][0]
     finally:
         store.close()
+
+
+def test_hours_come_from_the_minutes_and_a_lone_minute_backfill_does_not_double_them(defaults: Store) -> None:
+    """Migration 004: samples_1h is fed by samples_1m's view; hours equal the sum of their minutes."""
+    store = Store(StoreConfig(dsn=defaults.config.dsn, database="cascade"))
+    try:
+        migrate(store)
+        written = seed_month(store, start=END - 86400, days=1)
+        view = store.query("SELECT as_select FROM system.tables WHERE database = 'cascade' AND name = 'samples_1h_mv'")
+        assert "cascade.samples_1m" in view[0][0]
+        sums = [store.query(f"SELECT sum(count) FROM cascade.{t}")[0][0] for t in (RAW, MINUTES, HOURS)]
+        assert sums == [written] * 3
+        per_hour = store.query(
+            "SELECT toStartOfHour(ts) AS h, sum(count) FROM cascade.samples_1m GROUP BY h "
+            "EXCEPT SELECT ts, sum(count) FROM cascade.samples_1h GROUP BY ts"
+        )
+        assert per_hour == []
+        store.command("TRUNCATE TABLE cascade.samples_1m")  # minutes lost, hours kept
+        assert backfill_rollup(store) == 0  # copying the minutes would count every hour twice
+        assert store.query("SELECT sum(count) FROM cascade.samples_1h")[0][0] == written
+    finally:
+        store.close()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from flamehouse.collector import InvalidBatch
-from flamehouse.collector.validate import DecodedBatch, IngestLimits, validate
+from flamehouse.collector.validate import DecodedBatch, IngestLimits, VerifiedIds, validate
 from flamehouse.proto import ids, ingest_pb2
 from tests.builders import Sample, make_batch
 
@@ -235,3 +235,27 @@ def test_empty_service_value_is_rejected() -> None:
 def test_limits_are_enforced(limits: IngestLimits, message: str) -> None:
     with pytest.raises(InvalidBatch, match=re.escape(message)):
         check(good_batch(), limits)
+
+
+def test_remembered_ids_are_trusted_only_for_the_content_they_were_checked_with() -> None:
+    known = VerifiedIds()
+    first = validate(good_batch(), IngestLimits(), now=NOW, ttl_days=TTL_DAYS, known=known)
+    assert validate(good_batch(), IngestLimits(), now=NOW, ttl_days=TTL_DAYS, known=known) == first
+    assert len(known.frames) == 3 and len(known.stacks) == 2
+    forged_frame = good_batch()
+    forged_frame.frames.line[0] = 11  # same frame id, another line: must still be caught
+    with pytest.raises(InvalidBatch, match=re.escape("does not match ids.frame_id('main', 'train.py', 11)=")):
+        validate(forged_frame, IngestLimits(), now=NOW, ttl_days=TTL_DAYS, known=known)
+    forged_stack = good_batch()
+    forged_stack.stacks.frame_index[1], forged_stack.stacks.frame_index[3] = (
+        forged_stack.stacks.frame_index[3],
+        forged_stack.stacks.frame_index[1],
+    )  # both stacks keep their ids but swap leaf frames
+    with pytest.raises(InvalidBatch, match=r"stacks\.id\[0\]=\d+ does not match ids\.stack_id"):
+        validate(forged_stack, IngestLimits(), now=NOW, ttl_days=TTL_DAYS, known=known)
+
+
+def test_remembered_ids_are_bounded() -> None:
+    known = VerifiedIds(capacity=2)
+    validate(good_batch(), IngestLimits(), now=NOW, ttl_days=TTL_DAYS, known=known)
+    assert len(known.frames) <= 2 and len(known.stacks) <= 2

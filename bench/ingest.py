@@ -104,7 +104,9 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
     ]
     rows_per_round = sum(len(b.samples.time) for b in template)
     samples_per_round = sum(sum(b.samples.count) for b in template)
-    rates: dict[str, list[float]] = {key: [] for key in ("collector", "samples", "raw", "group", "bulk", "ratio")}
+    rates: dict[str, list[float]] = {
+        key: [] for key in ("collector", "samples", "raw", "group", "bulk", "ratio", "group_ratio")
+    }
     ctx = mp.get_context("spawn")
     with scratch(NAME) as tmp:
         services = serve.start(StoreConfig(embedded_dsn(tmp)), grpc_listen="127.0.0.1:0", http_listen=None)
@@ -157,6 +159,7 @@ def _raw_round(store: Any, batches: list[tuple[str, list[Any]]], rates: dict[str
     rates["group"].append(_raw_inserts(store, batches, group, "group"))
     rates["bulk"].append(_raw_inserts(store, batches, len(batches), "bulk"))
     rates["ratio"].append(rates["collector"][-1] / rates["raw"][-1])
+    rates["group_ratio"].append(rates["collector"][-1] / rates["group"][-1])
 
 
 def summarise(rates: dict[str, list[float]], group: int) -> list[Result]:
@@ -201,6 +204,14 @@ def summarise(rates: dict[str, list[float]], group: int) -> list[Result]:
             "rows/s",
             note=f"context: as many batches per insert as pushes in flight, the collector's best grouping; "
             f"range {spread(rates['group'])}",
+        ),
+        Result(
+            NAME,
+            f"collector / raw insert of {group} batches per insert",
+            median(rates["group_ratio"]),
+            "x",
+            note="context: the collector against the store's rate for its own best grouping, same round; "
+            f"range {spread(rates['group_ratio'])}",
         ),
         Result(
             NAME,

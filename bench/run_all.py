@@ -25,23 +25,9 @@ from typing import Any
 
 from harness import BENCH, PYTHON, REPO, fmt, machine
 
-BENCHMARKS = ("job_slowdown", "agent_cost", "ingest", "queries", "storage")
+BENCHMARKS = ("job_slowdown", "agent_cost", "ingest", "queries", "storage", "ui_draw")
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 RESULTS = BENCH / "results.json"
-PENDING = [
-    {
-        "benchmark": "ui",
-        "case": "draw time of a 100k-node flame graph, headless Chromium",
-        "value": float("nan"),
-        "unit": "ms",
-        "target": "<= 100 ms",
-        "met": None,
-        "note": "pending (UI issue)",
-        "skipped": True,
-    }
-]
-
-
 def run(name: str, quick: bool, out: Path, timeout: float) -> tuple[dict[str, Any] | None, float, str]:
     """Runs one benchmark; returns (its JSON document or None, seconds, its output)."""
     command = [PYTHON, str(BENCH / f"{name}.py"), "--json", str(out), *(["--quick"] if quick else [])]
@@ -93,7 +79,6 @@ def render(docs: dict[str, dict[str, Any]], meta: dict[str, str]) -> str:
         "|---|---|---:|---|---|---|",
     ]
     rows = [(name, r) for name in BENCHMARKS if name in docs for r in docs[name]["results"]]
-    rows += [("ui", r) for r in PENDING]
     for name, r in rows:
         result = "—" if r["skipped"] else f"{fmt(r['value'])} {r['unit']}"
         verdict = {None: "skipped" if r["skipped"] else "", True: "met", False: "**missed**"}[r["met"]]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +11,7 @@ from flamehouse.agent.batch import AgentIdentity, encode_gpu
 from flamehouse.agent.model import GpuDeviceSample, GpuProcessSample
 from flamehouse.collector import InvalidBatch
 from flamehouse.collector.ingest import IngestCounters, Ingestor
-from flamehouse.collector.schema import migrate
-from flamehouse.collector.store import Store, StoreConfig, embedded_dsn
+from flamehouse.collector.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +22,6 @@ NAN = math.nan
 
 def device(t: int, index: int, util: float, power: float = 300.0) -> GpuDeviceSample:
     return GpuDeviceSample(t, index, f"GPU-{index}", "NVIDIA H200", util, 20.0, 2**30, 141 * 2**30, power, 50.0, 1980.0)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(StoreConfig(dsn=embedded_dsn(tmp_path)))
-    migrate(store)
-    yield store
-    store.close()
 
 
 def test_gpu_rows_are_stored_with_nan_as_null_and_deduplicated(store: Store) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent import futures
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,7 @@ from flamehouse.agent.batch import AgentIdentity, encode_gpu
 from flamehouse.agent.model import GpuDeviceSample
 from flamehouse.collector import StoreError
 from flamehouse.collector.ingest import IngestCounters, Ingestor
-from flamehouse.collector.schema import migrate
-from flamehouse.collector.store import Store, StoreConfig, embedded_dsn
+from flamehouse.collector.store import Store
 from flamehouse.proto import ingest_pb2
 from tests.builders import Sample, make_batch
 
@@ -53,14 +51,6 @@ def gpu_and_samples(batch_id: str, attempt: int) -> ingest_pb2.Batch:
         field[:] = [i + offset for i in field]
     b.attempt = attempt
     return b
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(StoreConfig(dsn=embedded_dsn(tmp_path)))
-    migrate(store)
-    yield store
-    store.close()
 
 
 class Inserts:

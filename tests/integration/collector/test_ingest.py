@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -13,9 +12,8 @@ import prometheus_client
 import pytest
 
 from flamehouse.collector.ingest import IngestCounters, Ingestor
-from flamehouse.collector.schema import migrate
 from flamehouse.collector.service import PUSH_METHOD, GrpcServer, ListenError, start_grpc_server
-from flamehouse.collector.store import Store, StoreConfig, embedded_dsn
+from flamehouse.collector.store import Store
 from flamehouse.proto import ids, ingest_pb2
 from tests.builders import Sample, make_batch
 
@@ -45,16 +43,6 @@ def sample_batch(batch_id: str = "b-1", *, spread_days: int = 0) -> ingest_pb2.B
             200: {"service": "trainer", "job": "j1", "host": "gpu-2", "team": "ml"},
         },
     )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(StoreConfig(dsn=embedded_dsn(tmp_path)))
-    try:
-        migrate(store)
-        yield store
-    finally:
-        store.close()
 
 
 @pytest.fixture

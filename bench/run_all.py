@@ -28,6 +28,8 @@ from harness import BENCH, PYTHON, REPO, fmt, machine
 BENCHMARKS = ("job_slowdown", "agent_cost", "ingest", "queries", "storage", "ui_draw")
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 RESULTS = BENCH / "results.json"
+
+
 def run(name: str, quick: bool, out: Path, timeout: float) -> tuple[dict[str, Any] | None, float, str]:
     """Runs one benchmark; returns (its JSON document or None, seconds, its output)."""
     command = [PYTHON, str(BENCH / f"{name}.py"), "--json", str(out), *(["--quick"] if quick else [])]

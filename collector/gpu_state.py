@@ -17,16 +17,34 @@ selected samples and evaluated entirely in ClickHouse:
    ``(host, ts)``; else ``idle`` when the mean ``sm_util`` of those GPUs is
    below the threshold (``gpu_idle_below``, percent, default 10); else ``busy``.
 
-SQL plan (:func:`classified_ctes`): ``procs`` (the selected processes and
-their label) → ``gpu_sets`` (one ``Array(UInt16)`` per process, from ``nvml``,
-the label or ``host_gpus``) and ``dev_sec`` (one row per host and second:
-parallel arrays of GPU indexes and ``sm_util``, NULL as NaN) → ``classified``:
-the selected sample rows LEFT JOIN both (each a 1:1 match), the mean over the
-set's indexes computed with array functions. No per-row work happens in
-Python. ClickHouse inlines a CTE at each use, so ``procs`` is re-read by the
-``IN`` filters that keep the GPU tables' scans to the selected hosts; on
-200k sample rows the classification costs ~150 ms against ~20 ms for the
-plain sum, which is why ``gpu_state=any`` skips it.
+SQL plan (:func:`state_ctes`): the state is computed on the small GPU side
+first, once per process and second, then looked up by each sample row.
+
+* ``procs``: the selected processes of hosts with GPU rows in the range and
+  their label, read from ``rows`` (a rollup answers this exactly: it keeps
+  every label); ``gpu_sets``: one ``Array(UInt16)`` per process (from
+  ``nvml``, the label or ``host_gpus``); ``dev_sec``: one row per host and
+  second, parallel arrays of GPU indexes and ``sm_util`` (NULL as NaN);
+* ``gpu_sec (hk, pid, ts, code)``: ``gpu_sets`` joined to ``dev_sec`` by host,
+  the mean over the set's indexes computed with array functions; only the
+  busy (``code`` 2) and idle (1) seconds are kept: every other second is
+  ``none``;
+* the sample rows test ``(hk, pid, ts, code) IN gpu_sec`` (:func:`in_state`).
+  Every test names the same subquery, so ClickHouse builds one set; the
+  wanted state is a bound value (``gpu_code``), so the SQL text is the same
+  for every state.
+
+``hk`` (:func:`host_key`) is the host's position among the hosts with GPU
+rows in the range (0 for every other host): an exact numeric stand-in for the
+name, because a ``LowCardinality(String)`` in a grouping or set key costs 2-5x
+a fixed-width one. At 10M sample rows with GPU data (bench/queries.py) the
+old plan (grouping every sample row by second, process and stack, then two
+joins) took ~9.7 s; this one ~1 s (see BENCHMARKS.md). ``gpu_state=any``
+skips all of it.
+
+ClickHouse inlines a CTE at each use, so ``procs`` is read again by the
+``IN`` filters that keep the GPU tables' scans to the selected hosts
+(``narrow``); callers drop them when the selector has no label matcher.
 
 Every CTE list here expects the ``where`` fragment over ``samples`` to bind
 ``t_from``/``t_to`` (unix seconds, ``[t_from, t_to)``), as
@@ -48,6 +66,8 @@ log = logging.getLogger(__name__)
 GPU_STATES = ("any", "busy", "idle", "none")
 #: Mean SM utilisation (percent) under which a GPU set counts as idle.
 DEFAULT_IDLE_BELOW = 10.0
+#: ``gpu_sec.code`` of each classified state (``none`` is every second not in ``gpu_sec``).
+STATE_CODES = {"idle": 1, "busy": 2}
 
 _RANGE = "ts >= toDateTime({t_from:UInt32}) AND ts < toDateTime({t_to:UInt32})"
 
@@ -63,8 +83,9 @@ class GpuFilter:
 
     @property
     def params(self) -> dict[str, Any]:
-        """The bound parameters the classification SQL uses."""
-        return {"gpu_state": self.state, "gpu_idle_below": float(self.idle_below)}
+        """The bound parameters the classification SQL uses (``gpu_code``: see :data:`STATE_CODES`, ``none`` 0)."""
+        code = STATE_CODES.get(self.state, 0)
+        return {"gpu_state": self.state, "gpu_code": code, "gpu_idle_below": float(self.idle_below)}
 
 
 def gpu_filter(state: str = "any", idle_below: float = DEFAULT_IDLE_BELOW) -> GpuFilter:
@@ -84,29 +105,29 @@ def procs_cte(db: str, where: str) -> str:
     )
 
 
-def gpu_set_ctes(db: str) -> str:
-    """``host_gpus``, ``nvml`` and ``gpu_sets (host, pid, gpus)`` over a ``procs`` CTE.
+def _gpu_set_ctes(db: str, key: str, key_expr: str, device_filter: str, process_filter: str) -> str:
+    """``host_gpus``, ``nvml`` and ``gpu_sets (key, pid, gpus)`` over a ``procs (key, pid, cvd)`` CTE.
 
-    ``gpus`` is the process's GPU set as ``Array(UInt16)`` (empty when its host
-    has no GPU data at all).
+    ``key`` names the host column (``key_expr`` computes it from ``host``);
+    the filters are extra ``AND`` conditions on ``gpu_devices`` / ``gpu_processes``.
     """
     return f"""
 host_gpus AS (
-    SELECT host, groupArray(gpu_index) AS idx, groupArray(gpu_uuid) AS uuids
+    SELECT {key}, groupArray(gpu_index) AS idx, groupArray(gpu_uuid) AS uuids
     FROM (
-        SELECT host, gpu_index, any(gpu_uuid) AS gpu_uuid FROM {db}.gpu_devices
-        WHERE {_RANGE} AND host IN (SELECT host FROM procs)
-        GROUP BY host, gpu_index
+        SELECT {key_expr} AS {key}, gpu_index, any(gpu_uuid) AS gpu_uuid FROM {db}.gpu_devices
+        WHERE {_RANGE}{device_filter}
+        GROUP BY {key}, gpu_index
     )
-    GROUP BY host
+    GROUP BY {key}
 ),
 nvml AS (
-    SELECT host, pid, groupUniqArray(gpu_index) AS idx FROM {db}.gpu_processes
-    WHERE {_RANGE} AND (host, pid) IN (SELECT host, pid FROM procs)
-    GROUP BY host, pid
+    SELECT {key_expr} AS {key}, pid, groupUniqArray(gpu_index) AS idx FROM {db}.gpu_processes
+    WHERE {_RANGE}{process_filter}
+    GROUP BY {key}, pid
 ),
 gpu_sets AS (
-    SELECT p.host AS host, p.pid AS pid,
+    SELECT p.{key} AS {key}, p.pid AS pid,
         arrayFilter(t -> t != '', arrayMap(t -> trimBoth(t), splitByChar(',', p.cvd))) AS tokens,
         arrayMap(i -> toUInt16(i), arrayDistinct(arrayFilter(i -> i BETWEEN 0 AND 65535, arrayMap(
             t -> if(match(t, '^[0-9]+$') AND length(t) <= 5, toInt32OrDefault(t, toInt32(-1)),
@@ -114,67 +135,180 @@ gpu_sets AS (
             tokens)))) AS named,
         multiIf(notEmpty(n.idx), n.idx, notEmpty(named), named, h.idx) AS gpus
     FROM procs AS p
-    LEFT JOIN nvml AS n ON n.host = p.host AND n.pid = p.pid
-    LEFT JOIN host_gpus AS h ON h.host = p.host
+    LEFT JOIN nvml AS n ON n.{key} = p.{key} AND n.pid = p.pid
+    LEFT JOIN host_gpus AS h ON h.{key} = p.{key}
 )"""
 
 
-def classified_ctes(db: str, where: str) -> str:
-    """CTEs ending in ``classified (ts, host, pid, stack_id, cnt, util, gpu_state)``.
+def gpu_set_ctes(db: str) -> str:
+    """``host_gpus``, ``nvml`` and ``gpu_sets (host, pid, gpus)`` over a ``procs`` CTE (:func:`procs_cte`).
 
-    ``util`` is the mean ``sm_util`` of the row's GPU set in that second
-    (NULL without data); ``gpu_state`` is ``busy``, ``idle`` or ``none`` for
-    the bound threshold ``gpu_idle_below``.
+    ``gpus`` is the process's GPU set as ``Array(UInt16)`` (empty when its host
+    has no GPU data at all). The GPU tables are read for the processes' hosts only.
     """
+    return _gpu_set_ctes(
+        db, "host", "host", " AND host IN (SELECT host FROM procs)", " AND (host, pid) IN (SELECT host, pid FROM procs)"
+    )
+
+
+def host_key(column: str = "host") -> str:
+    """``column``'s position among the hosts with ``gpu_devices`` rows in the range (1-based, sorted; else 0).
+
+    A ``UInt32`` that stands for the host exactly wherever the host has GPU data,
+    so it can replace the name in grouping and set keys. ``transform`` over a
+    ``LowCardinality`` column runs once per distinct value. Needs the scalar
+    ``gpu_hosts`` that :func:`state_ctes` defines (computed once per query).
+    """
+    return f"CAST(transform({column}, gpu_hosts, arrayEnumerate(gpu_hosts), toUInt32(0)), 'UInt32')"
+
+
+def samples_sql(db: str, where: str, columns: str) -> str:
+    """A subquery of ``columns`` of the raw sample rows matching ``where``."""
+    return f"(SELECT {columns} FROM {db}.samples WHERE {where})"
+
+
+def state_ctes(db: str, where: str, *, rows: str | None = None, narrow: bool = True) -> str:
+    """CTEs ending in ``gpu_sec (hk, pid, ts, code)``: the busy (2) and idle (1) seconds of the selected processes.
+
+    ``rows`` is a subquery with the ``host, pid, labels`` of the selected
+    samples (default: raw ``samples`` matching ``where``; any table holding the
+    same label sets per process will do). ``narrow`` reads the GPU tables for
+    the selected processes' hosts only (it costs one more read of ``rows``,
+    worth it when the selector picks a few hosts among many). The label comes
+    from one map per process (``any(labels)[...]``: a third cheaper than looking
+    it up in every row's map).
+    """
+    rows = rows or samples_sql(db, where, "host, pid, labels")
+    hk = host_key()
+    device_filter = " AND host IN (SELECT host_name FROM procs)" if narrow else ""
+    sets = _gpu_set_ctes(db, "hk", hk, device_filter, device_filter)
     return f"""
-{procs_cte(db, where)},
-{gpu_set_ctes(db)},
-dev_sec AS (
-    SELECT host, ts, groupArray(gpu_index) AS gi, groupArray(ifNull(toFloat64(sm_util), nan)) AS su
-    FROM {db}.gpu_devices
-    WHERE {_RANGE} AND host IN (SELECT host FROM procs)
-    GROUP BY host, ts
+(SELECT arraySort(groupUniqArray(host)) FROM {db}.gpu_devices WHERE {_RANGE}) AS gpu_hosts,
+procs AS (
+    SELECT {hk} AS hk, pid, any(host) AS host_name, any(labels)['cuda_visible_devices'] AS cvd
+    FROM {rows} WHERE hk != 0 GROUP BY hk, pid
 ),
-classified AS (
-    SELECT s.ts AS ts, s.host AS host, s.pid AS pid, s.stack_id AS stack_id, s.cnt AS cnt,
-        arrayFilter((u, i) -> has(g.gpus, i) AND NOT isNaN(u), d.su, d.gi) AS utils,
-        if(empty(utils), NULL, arrayAvg(utils)) AS util,
-        multiIf(util IS NULL, 'none', util < {{gpu_idle_below:Float64}}, 'idle', 'busy') AS gpu_state
-    FROM (SELECT ts, host, pid, stack_id, count AS cnt FROM {db}.samples WHERE {where}) AS s
-    LEFT JOIN gpu_sets AS g ON g.host = s.host AND g.pid = s.pid
-    LEFT JOIN dev_sec AS d ON d.host = s.host AND d.ts = s.ts
+{sets},
+dev_sec AS (
+    SELECT {hk} AS hk, ts, groupArray(gpu_index) AS gi, groupArray(ifNull(toFloat64(sm_util), nan)) AS su
+    FROM {db}.gpu_devices
+    WHERE {_RANGE}{device_filter}
+    GROUP BY hk, ts
+),
+gpu_sec AS (
+    SELECT hk, pid, ts, code FROM (
+        SELECT g.hk AS hk, g.pid AS pid, d.ts AS ts,
+            arrayFilter((u, i) -> has(g.gpus, i) AND NOT isNaN(u), d.su, d.gi) AS utils,
+            toUInt8(multiIf(empty(utils), 0, arrayAvg(utils) < {{gpu_idle_below:Float64}}, {STATE_CODES["idle"]},
+                            {STATE_CODES["busy"]})) AS code
+        FROM gpu_sets AS g INNER JOIN dev_sec AS d ON d.hk = g.hk
+    )
+    WHERE code != 0
 )"""
 
 
-def counts_ctes(db: str, where: str, gpu: GpuFilter) -> str:
+_GPU_SEC = "(SELECT hk, pid, ts, code FROM gpu_sec)"
+
+
+def in_state(code: str) -> str:
+    """A condition over ``samples`` columns: the row's second has state ``code`` (SQL for 1 or 2).
+
+    Needs :func:`state_ctes`. Every test names the same subquery, so ClickHouse builds one set.
+    """
+    return f"({host_key()}, pid, ts, toUInt8({code})) IN {_GPU_SEC}"
+
+
+def in_wanted_state() -> str:
+    """A condition over ``samples`` columns: the row's second is in the bound ``gpu_state`` (``gpu_code``).
+
+    One SQL text for every state (the state is a bound value); the constant
+    condition folds, leaving one set lookup per row for busy or idle, two for none.
+    """
+    none = " AND ".join(f"NOT {in_state(str(code))}" for code in STATE_CODES.values())
+    return f"if({{gpu_code:UInt8}} = 0, {none}, {in_state('{gpu_code:UInt8}')})"
+
+
+def counts_pair(counts: str, stack_rows: str, *, materialize: bool = False) -> str:
+    """The CTEs ``counts`` (``SELECT`` body ``counts``) and ``stack_ids``, a superset of its stacks.
+
+    ClickHouse inlines a CTE at each use: ``stack_ids`` reads ``stack_rows`` (a
+    subquery with the selected ``stack_id`` column) rather than running ``counts``
+    twice. With ``materialize`` (a store that has ``enable_materialized_cte``; the
+    query must end in :data:`MATERIALIZE_SETTINGS`), ``counts`` runs once into a
+    temporary table and ``stack_ids`` reads it: ~30 % off top, flame graph and lines
+    over a rollup. Not for the classifying counts: there it cost ~100 ms more (at
+    100k and at 10M rows; the sets of :func:`in_state` seem to be built again).
+    """
+    if materialize:
+        return f"counts AS MATERIALIZED ({counts}),\nstack_ids AS (SELECT stack_id FROM counts)"
+    return f"counts AS ({counts}),\nstack_ids AS (SELECT DISTINCT stack_id FROM {stack_rows})"
+
+
+#: The ``SETTINGS`` clause a query built with ``materialize=True`` ends with.
+MATERIALIZE_SETTINGS = "\nSETTINGS enable_materialized_cte = 1"
+
+
+def counts_ctes(
+    db: str,
+    where: str,
+    gpu: GpuFilter,
+    *,
+    rows: str | None = None,
+    stack_rows: str | None = None,
+    narrow: bool = True,
+    materialize: bool = False,
+) -> str:
     """CTEs ``counts (stack_id, n, grand)`` and ``stack_ids`` for the samples in the wanted GPU state.
 
     ``n`` is the selected samples of the stack, ``grand`` the selected samples
     of all stacks (a window total, the same on every row), so one query yields
     both the profile and its ``total_samples``. ``stack_ids`` (a superset of
-    the stacks in ``counts``) bounds the scan of ``stacks``.
+    the stacks in ``counts``, see :func:`counts_pair`) bounds the scan of ``stacks``.
 
     With ``gpu.state == "any"`` this is a plain ``GROUP BY`` over ``samples``,
-    without any GPU table. Otherwise ``stack_ids`` reads ``samples`` again
-    rather than ``counts``: ClickHouse inlines a CTE at each use, and the
-    classification is the expensive part.
+    without any GPU table. Otherwise ``counts`` reads raw seconds and tests
+    each row's second (:func:`in_state`); ``rows`` and ``narrow`` go to
+    :func:`state_ctes`, and ``stack_ids`` reads ``stack_rows`` (default: raw
+    ``samples``): the classification is the expensive part. ``materialize``
+    applies to ``any`` only (see :func:`counts_pair`).
+    """
+    total = "sum(count) AS n, sum(sum(count)) OVER () AS grand"
+    if gpu.state == "any":
+        counts = f"SELECT stack_id, {total} FROM {db}.samples WHERE {where} GROUP BY stack_id"
+        return counts_pair(counts, stack_rows or "counts", materialize=materialize)
+    counts = f"SELECT stack_id, {total} FROM {db}.samples WHERE ({where}) AND {in_wanted_state()} GROUP BY stack_id"
+    pair = counts_pair(counts, stack_rows or samples_sql(db, where, "stack_id"))
+    return f"{state_ctes(db, where, rows=rows, narrow=narrow)},\n{pair}"
+
+
+def split_counts_ctes(
+    db: str,
+    where: str,
+    gpu: GpuFilter,
+    *,
+    rows: str | None = None,
+    stack_rows: str | None = None,
+    narrow: bool = True,
+) -> str:
+    """CTEs ``counts (stack_id, n, busy, idle, grand)`` and ``stack_ids``: :func:`counts_ctes` with the busy/idle split.
+
+    ``busy`` and ``idle`` are the stack's samples taken in busy / idle seconds
+    (with ``gpu.state`` other than ``any``, the samples kept are those in that
+    state only). Always classifies, even for ``any``.
     """
     if gpu.state == "any":
-        return (
-            "counts AS (SELECT stack_id, sum(count) AS n, sum(sum(count)) OVER () AS grand "
-            f"FROM {db}.samples WHERE {where} GROUP BY stack_id),\n"
-            "stack_ids AS (SELECT stack_id FROM counts)"
+        cond = "1"
+        busy, idle = (in_state(str(STATE_CODES[name])) for name in ("busy", "idle"))
+        split = f"sumIf(count, {busy}) AS busy, sumIf(count, {idle}) AS idle"
+    else:
+        cond = in_wanted_state()
+        split = ", ".join(
+            f"if({{gpu_code:UInt8}} = {STATE_CODES[name]}, sum(count), toUInt64(0)) AS {name}"
+            for name in ("busy", "idle")
         )
-    return (
-        f"{classified_ctes(db, where)},\n"
-        "counts AS (SELECT stack_id, sum(cnt) AS n, sum(sum(cnt)) OVER () AS grand FROM classified "
-        "WHERE gpu_state = {gpu_state:String} GROUP BY stack_id),\n"
-        f"stack_ids AS (SELECT DISTINCT stack_id FROM {db}.samples WHERE {where})"
-    )
-
-
-def total_sql(db: str, where: str, gpu: GpuFilter) -> str:
-    """The selected samples in the wanted GPU state, for when a profile query returned no rows."""
-    if gpu.state == "any":
-        return f"SELECT sum(count) FROM {db}.samples WHERE {where}"
-    return f"WITH {classified_ctes(db, where)} SELECT sum(cnt) FROM classified WHERE gpu_state = {{gpu_state:String}}"
+    counts = f"""
+    SELECT stack_id, sum(count) AS n, {split}, sum(sum(count)) OVER () AS grand
+    FROM {db}.samples WHERE ({where}) AND {cond} GROUP BY stack_id
+"""
+    pair = counts_pair(counts, stack_rows or samples_sql(db, where, "stack_id"))
+    return f"{state_ctes(db, where, rows=rows, narrow=narrow)},\n{pair}"

@@ -16,6 +16,13 @@ which stays a row of its own.
 
 Everything is summed in ClickHouse (one ``ARRAY JOIN`` over the distinct frame
 ids of each selected stack); Python divides by ``rate``.
+
+Which counts: when the range holds no ``gpu_devices`` row at all (one cheap
+query), every sample is ``none``, nothing is busy or idle, and the counts
+come from the coarsest tables that answer the range (:mod:`.rollup`, as for
+top and the flame graph). Otherwise raw seconds are classified
+(:func:`.gpu_state.split_counts_ctes`), with the processes' labels and the
+stack ids still read from the rollup.
 """
 
 from __future__ import annotations
@@ -28,7 +35,18 @@ from typing import TypedDict
 
 from flamehouse.collector import QueryError
 from flamehouse.collector.filters import SampleFilter
-from flamehouse.collector.gpu_state import GpuFilter, classified_ctes
+from flamehouse.collector.flame import stacks_sql
+from flamehouse.collector.gpu_state import MATERIALIZE_SETTINGS, split_counts_ctes
+from flamehouse.collector.rollup import (
+    RAW,
+    Plan,
+    classifying,
+    counts_ctes,
+    narrows,
+    query_params,
+    rows_sql,
+    unclassified,
+)
 from flamehouse.collector.store import Store
 
 log = logging.getLogger(__name__)
@@ -91,6 +109,8 @@ class LinesResult:
     total_samples: int
     rate: float
     lines: tuple[LineCost, ...]
+    #: The coarsest table the counts came from (``samples``, or a rollup when the range has no GPU data).
+    source: str = RAW
 
     def to_json(self) -> LinesJSON:
         return {
@@ -107,44 +127,50 @@ def check_rate(rate: float) -> float:
     return float(rate)
 
 
-def _counts_ctes(db: str, where: str, gpu: GpuFilter, *, has_gpu: bool = True) -> str:
-    """``counts (stack_id, n, busy, idle, grand)`` over the classified sample rows (``grand``: all stacks).
+def lines_counts_ctes(
+    where: SampleFilter, plan: Plan, db: str, *, has_gpu: bool, materialize: bool = False
+) -> tuple[str, Plan, bool]:
+    """``(ctes, plan, split)``: ``counts`` and ``stack_ids`` for :func:`lines_sql`, and the plan they read.
 
-    Without any GPU data in the range every row is ``none``: the classification (the
-    expensive part, ~90 % of the query) is skipped and busy/idle are zero.
+    Bind :func:`.rollup.query_params` of ``where`` and the returned plan (its ``source``
+    is the table the counts came from). ``split`` tells whether ``counts`` has the
+    ``busy`` and ``idle`` columns. Without GPU data in the range every sample is
+    ``none``: the unclassified counts of the coarsest tables (``plan`` for
+    ``gpu_state=any``, its ``coarse`` tiers otherwise). With GPU data: raw seconds,
+    classified, labels and stack ids from :func:`.rollup.classifying` tiers.
     """
     if not has_gpu:
-        keep = "1" if gpu.state in ("any", "none") else "0"
-        return f"""counts AS (
-    SELECT stack_id, sum(count) AS n, toUInt64(0) AS busy, toUInt64(0) AS idle, sum(sum(count)) OVER () AS grand
-    FROM {db}.samples WHERE ({where}) AND {keep} GROUP BY stack_id
-)"""
-    state = "1" if gpu.state == "any" else "gpu_state = {gpu_state:String}"
-    return f"""{classified_ctes(db, where)},
-counts AS (
-    SELECT stack_id, sum(cnt) AS n, sumIf(cnt, gpu_state = 'busy') AS busy, sumIf(cnt, gpu_state = 'idle') AS idle,
-           sum(sum(cnt)) OVER () AS grand
-    FROM classified WHERE {state} GROUP BY stack_id
-)"""
+        plain, coarse = unclassified(where, plan)
+        return counts_ctes(db, plain, coarse, materialize=materialize), coarse, False
+    plan = classifying(where, plan)
+    coarse = plan.coarse or plan
+    ctes = split_counts_ctes(
+        db,
+        where.sql,
+        where.gpu,
+        rows=rows_sql(db, where, coarse, "host, pid, labels"),
+        stack_rows=rows_sql(db, where, coarse, "stack_id"),
+        narrow=narrows(where),
+    )
+    return ctes, plan, True
 
 
-def lines_sql(db: str, where: str, gpu: GpuFilter, *, has_gpu: bool = True) -> str:
+def lines_sql(db: str, counts: str, *, split: bool = True) -> str:
     """Rows ``(function, file, line, self, total, busy_self, idle_self, total_samples)``, by self desc.
 
-    ``counts`` is used once (ClickHouse inlines a CTE at each use), so the
-    stacks are bounded by the selected samples' stack ids, not by ``counts``.
+    ``counts`` is a CTE list ending in ``counts (stack_id, n[, busy, idle], grand)``
+    (``busy``/``idle`` with ``split``, else zero) and ``stack_ids`` (see
+    :func:`lines_counts_ctes`).
     """
+    busy, idle = ("c.busy", "c.idle") if split else ("toUInt64(0)", "toUInt64(0)")
     return f"""
-WITH {_counts_ctes(db, where, gpu, has_gpu=has_gpu)},
+WITH {counts},
 per_frame AS (
     SELECT fid, sum(n) AS total, sumIf(n, fid = leaf) AS self,
            sumIf(busy, fid = leaf) AS busy_self, sumIf(idle, fid = leaf) AS idle_self, any(grand) AS grand
     FROM (
-        SELECT c.n AS n, c.busy AS busy, c.idle AS idle, c.grand AS grand, s.fids AS fids, s.fids[-1] AS leaf
-        FROM counts AS c INNER JOIN (
-            SELECT stack_id, any(frame_ids) AS fids FROM {db}.stacks
-            WHERE stack_id IN (SELECT DISTINCT stack_id FROM {db}.samples WHERE {where}) GROUP BY stack_id
-        ) AS s ON s.stack_id = c.stack_id
+        SELECT c.n AS n, {busy} AS busy, {idle} AS idle, c.grand AS grand, s.fids AS fids, s.fids[-1] AS leaf
+        FROM counts AS c INNER JOIN ({stacks_sql(db, "line")}) AS s ON s.stack_id = c.stack_id
     )
     ARRAY JOIN arrayDistinct(fids) AS fid
     GROUP BY fid
@@ -160,24 +186,39 @@ LIMIT {{limit:UInt32}}
 """
 
 
-def query_lines(store: Store, where: SampleFilter, gpu: GpuFilter, *, limit: int, rate: float) -> LinesResult:
-    """The ``limit`` lines with the most self samples among the selected samples in ``gpu.state``."""
-    rate = check_rate(rate)
-    started = time.perf_counter()
-    params = {**where.params, **gpu.params}
-    gpu_rows = store.query(
-        f"SELECT count() FROM {store.db}.gpu_devices WHERE ts >= toDateTime({{t_from:UInt32}}) "
-        "AND ts < toDateTime({t_to:UInt32})",
+def has_gpu_data(store: Store, where: SampleFilter) -> bool:
+    """Whether any ``gpu_devices`` row lies in ``where``'s range (any host)."""
+    rows = store.query(
+        f"SELECT count() > 0 FROM (SELECT 1 FROM {store.db}.gpu_devices WHERE ts >= toDateTime({{t_from:UInt32}}) "
+        "AND ts < toDateTime({t_to:UInt32}) LIMIT 1)",
         {"t_from": where.start, "t_to": where.end},
     )
-    has_gpu = bool(gpu_rows and gpu_rows[0][0])
-    rows = store.query(lines_sql(store.db, where.sql, gpu, has_gpu=has_gpu), {**params, "limit": limit})
+    return bool(rows and rows[0][0])
+
+
+def query_lines(
+    store: Store, where: SampleFilter, plan: Plan, *, limit: int, rate: float, materialize: bool = False
+) -> LinesResult:
+    """The ``limit`` lines with the most self samples among the selected samples in ``where.gpu.state``.
+
+    ``plan`` is what :meth:`flamehouse.collector.query.QueryService.plan` chose for ``where``;
+    ``materialize``: see :func:`.gpu_state.counts_pair`.
+    """
+    rate = check_rate(rate)
+    started = time.perf_counter()
+    has_gpu = has_gpu_data(store, where)
+    if not has_gpu and where.gpu.state in ("busy", "idle"):
+        return LinesResult(0, rate, ())  # no GPU data: nothing is busy or idle
+    counts, read, split = lines_counts_ctes(where, plan, store.db, has_gpu=has_gpu, materialize=materialize)
+    params = query_params(where, read)
+    settings = MATERIALIZE_SETTINGS if materialize else ""
+    rows = store.query(lines_sql(store.db, counts, split=split) + settings, {**params, "limit": limit})
     if rows:
         total = int(rows[0][7])
     else:  # no known stack: the samples may still exist
-        counts = _counts_ctes(store.db, where.sql, gpu, has_gpu=has_gpu)
-        total_rows = store.query(f"WITH {counts} SELECT sum(n) FROM counts", params)
+        total_rows = store.query(f"WITH {counts} SELECT sum(n) FROM counts{settings}", params)
         total = int(total_rows[0][0] or 0) if total_rows else 0
     lines = tuple(LineCost(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6])) for r in rows)
-    log.debug("query lines rows=%d elapsed_ms=%.1f", len(rows), (time.perf_counter() - started) * 1e3)
-    return LinesResult(total, rate, lines)
+    elapsed_ms = (time.perf_counter() - started) * 1e3
+    log.debug("query lines source=%s rows=%d elapsed_ms=%.1f", read.source, len(rows), elapsed_ms)
+    return LinesResult(total, rate, lines, read.source)

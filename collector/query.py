@@ -53,7 +53,7 @@ from flamehouse.collector.flame import (
     stacks_sql,
 )
 from flamehouse.collector.gpu_query import GpuResult, TimelineResult, query_gpu, query_timeline
-from flamehouse.collector.gpu_state import DEFAULT_IDLE_BELOW
+from flamehouse.collector.gpu_state import DEFAULT_IDLE_BELOW, MATERIALIZE_SETTINGS
 from flamehouse.collector.lines import DEFAULT_RATE, LinesResult, query_lines
 from flamehouse.collector.rollup import LABEL_COLUMNS, Plan, choose, counts_ctes, query_params, rows_sql
 from flamehouse.collector.selector import COLUMN_LABELS, LABEL_NAME, label_sql
@@ -148,13 +148,19 @@ class QueryService:
 
     ``kind`` and ``gpu_state`` default to ``None``: the value written in the
     selector, else ``cpu`` and ``any``; given both ways they must agree.
+
+    ``materialize``: compute each profile's per-stack counts once into a
+    temporary table (``WITH counts AS MATERIALIZED``) instead of once per use;
+    ``None`` (default) does so when the store has ``enable_materialized_cte``
+    (ClickHouse 25.x+, every chDB this project pins), checked on first use.
     """
 
-    def __init__(self, store: Store, *, rollup: bool = True) -> None:
+    def __init__(self, store: Store, *, rollup: bool = True, materialize: bool | None = None) -> None:
         self.store = store
         self._db = store.db
         self._filters = FilterBuilder(store)
         self._rollup = rollup
+        self._materialize = materialize
 
     def top(
         self,
@@ -179,8 +185,9 @@ class QueryService:
         )
         plan = self.plan(where)
         started = time.perf_counter()
-        counts = counts_ctes(self._db, where, plan)
-        rows = self.store.query(_top_sql(self._db, counts), {**query_params(where, plan), "limit": limit})
+        counts = counts_ctes(self._db, where, plan, materialize=self.materialize)
+        sql = _top_sql(self._db, counts) + self._settings
+        rows = self.store.query(sql, {**query_params(where, plan), "limit": limit})
         total = int(rows[0][4]) if rows else self._total(where, plan)
         functions = tuple(FunctionCost(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows)
         elapsed_ms = (time.perf_counter() - started) * 1e3
@@ -209,7 +216,8 @@ class QueryService:
         plan = self.plan(where)
         started = time.perf_counter()
         params = {**query_params(where, plan), "max_nodes": max_nodes, "max_depth": MAX_FLAME_DEPTH}
-        rows = self.store.query(flame_sql(self._db, counts_ctes(self._db, where, plan), by), params)
+        counts = counts_ctes(self._db, where, plan, materialize=self.materialize)
+        rows = self.store.query(flame_sql(self._db, counts, by) + self._settings, params)
         total = int(rows[0][7]) if rows else self._total(where, plan)
         nodes = [(*row[:7], row[8] if by == "line" else None) for row in rows]
         tree = build_tree(total, nodes)
@@ -266,13 +274,15 @@ class QueryService:
     ) -> LinesResult:
         """The ``limit`` source lines with the most self samples, with CPU and GPU-busy/idle seconds.
 
-        Always read from raw seconds: the GPU-busy/idle columns need each sample's second.
+        Read from raw seconds when the range holds GPU data (the GPU-busy/idle
+        columns need each sample's second), else like :meth:`top` (see :mod:`.lines`).
         """
         check_limit("limit", limit, MAX_LIMIT)
         where = self._filters.profile(
             selector, from_, to, now, kind=kind, gpu_state=gpu_state, gpu_idle_below=gpu_idle_below
         )
-        return query_lines(self.store, where, where.gpu, limit=limit, rate=rate)
+        plan = self.plan(where)
+        return query_lines(self.store, where, plan, limit=limit, rate=rate, materialize=self.materialize)
 
     def gpu(
         self, selector: str, from_: str | None, to: str | None, *, step: int | None = None, now: float | None = None
@@ -340,6 +350,18 @@ class QueryService:
         if config.rollup_ttl_days < config.ttl_days:  # the rollup forgets first: only recent ranges
             rollup_from = int(time.time()) - config.rollup_ttl_days * 86400
         return choose(where, enabled=self._rollup, rollup_from=rollup_from)
+
+    @property
+    def materialize(self) -> bool:
+        """Whether profile queries materialize their ``counts`` CTE (see the class docstring)."""
+        if self._materialize is None:
+            rows = self.store.query("SELECT count() FROM system.settings WHERE name = 'enable_materialized_cte'")
+            self._materialize = bool(rows and rows[0][0])
+        return self._materialize
+
+    @property
+    def _settings(self) -> str:
+        return MATERIALIZE_SETTINGS if self.materialize else ""
 
     def _total(self, where: SampleFilter, plan: Plan) -> int:
         """Selected samples (in the wanted GPU state), for a profile query that returned no rows."""

@@ -21,10 +21,12 @@ buckets:
   (nothing when both ends are minute-aligned), or for the whole range when
   no rollup applies.
 
-No rollup applies when the query classifies samples by GPU state per second
-(``gpu_state`` other than ``any``; ``/lines`` always does, for its
-GPU-busy/idle seconds), or when the rollups keep less than the raw table and
-the range starts before their retention. The rollups drop only the second,
+No rollup answers the counts when the query classifies samples by GPU state
+per second (``gpu_state`` other than ``any``; ``/lines`` too when the range
+holds GPU data, for its GPU-busy/idle seconds), or when the rollups keep less
+than the raw table and the range starts before their retention. A classifying
+plan still carries the tiers (``coarse``) for the reads that need no second:
+the processes' labels and the superset of stack ids. The rollups drop only the second,
 ``tid`` and ``batch_id``, which no selector can name, so the choice never
 changes a result while every table still holds the range; past the raw
 retention only the rollups do. The coarsest table read is reported as
@@ -34,10 +36,11 @@ retention only the rollups do. The coarsest table read is reported as
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flamehouse.collector.filters import SampleFilter
+from flamehouse.collector.gpu_state import GpuFilter, counts_pair
 from flamehouse.collector.gpu_state import counts_ctes as raw_counts_ctes
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,9 @@ class Plan:
     #: The hour-aligned part inside it, ``[h_from, h_to)``, read from ``samples_1h`` (empty: none).
     h_from: int = 0
     h_to: int = 0
+    #: On a raw plan forced by ``gpu_state``: the tiers a ``gpu_state=any`` query would read, for
+    #: what needs no second (labels, stack ids); ``None`` when that is raw seconds too.
+    coarse: Plan | None = None
 
     @property
     def rollup(self) -> bool:
@@ -101,13 +107,32 @@ def choose(where: SampleFilter, *, enabled: bool = True, rollup_from: int | None
     ``rollup_from`` is the oldest second the rollups are sure to hold when their
     retention is shorter than the raw table's (``None``: they hold at least as long).
     """
-    if not enabled or where.gpu.state != "any" or (rollup_from is not None and where.start < rollup_from):
+    if not enabled or (rollup_from is not None and where.start < rollup_from):
         return RAW_PLAN
+    if where.gpu.state != "any":
+        return classifying(where, _tiers(where))
+    return _tiers(where)
+
+
+def classifying(where: SampleFilter, plan: Plan) -> Plan:
+    """The plan of a query that classifies seconds (raw counts), given what :func:`choose` gave it.
+
+    Its ``coarse`` tiers, for the reads that need no second, take the hourly rollup
+    from one whole hour on (not :data:`MIN_BUCKETS`): those reads are only the
+    labels and the stack ids, and hours hold several times fewer rows than minutes.
+    """
+    if plan.coarse is not None or not plan.rollup:
+        return plan
+    return Plan(RAW, coarse=_tiers(where, min_hours=1))
+
+
+def _tiers(where: SampleFilter, *, min_hours: int = MIN_BUCKETS) -> Plan:
+    """The coarsest tables for ``where``'s range, ignoring its GPU state."""
     r_from, r_to = _whole(where.start, where.end, ROLLUPS[MINUTES])
     if r_to - r_from < MIN_ROLLUP_SECONDS:
         return RAW_PLAN
     h_from, h_to = _whole(where.start, where.end, ROLLUPS[HOURS])
-    if h_to - h_from >= MIN_BUCKETS * ROLLUPS[HOURS]:
+    if h_to - h_from >= min_hours * ROLLUPS[HOURS]:
         return Plan(HOURS, r_from, r_to, h_from, h_to)
     return Plan(MINUTES, r_from, r_to, r_to, r_to)
 
@@ -134,21 +159,46 @@ def rows_sql(db: str, where: SampleFilter, plan: Plan, columns: str) -> str:
     return "(" + " UNION ALL ".join(selects) + ")"
 
 
-def counts_ctes(db: str, where: SampleFilter, plan: Plan) -> str:
+def counts_ctes(db: str, where: SampleFilter, plan: Plan, *, materialize: bool = False) -> str:
     """CTEs ``counts (stack_id, n, grand)`` and ``stack_ids`` for a profile query, from the plan's tables.
 
     The same contract as :func:`flamehouse.collector.gpu_state.counts_ctes`, which
-    answers the raw plan (and every GPU state other than ``any``).
+    answers the raw plan (and every GPU state other than ``any``, reading the
+    labels and stack ids from ``plan.coarse``). ``materialize``: see
+    :func:`flamehouse.collector.gpu_state.counts_pair`.
     """
     if not plan.rollup:
-        return raw_counts_ctes(db, where.sql, where.gpu)
+        if where.gpu.state == "any":
+            return raw_counts_ctes(db, where.sql, where.gpu, materialize=materialize)
+        coarse = plan.coarse or plan
+        return raw_counts_ctes(
+            db,
+            where.sql,
+            where.gpu,
+            rows=rows_sql(db, where, coarse, "host, pid, labels"),
+            stack_rows=rows_sql(db, where, coarse, "stack_id"),
+            narrow=narrows(where),
+        )
     rows = rows_sql(db, where, plan, "stack_id, count AS cnt")
-    return (
-        f"counts AS (SELECT stack_id, sum(cnt) AS n, sum(sum(cnt)) OVER () AS grand FROM {rows} GROUP BY stack_id),\n"
-        "stack_ids AS (SELECT stack_id FROM counts)"
-    )
+    counts = f"SELECT stack_id, sum(cnt) AS n, sum(sum(cnt)) OVER () AS grand FROM {rows} GROUP BY stack_id"
+    return counts_pair(counts, "counts", materialize=materialize)
 
 
 def query_params(where: SampleFilter, plan: Plan) -> dict[str, Any]:
     """Every parameter a query built from ``where`` and ``plan`` binds."""
-    return {**where.params, **where.gpu.params, **plan.params}
+    coarse = plan.coarse.params if plan.coarse is not None else {}
+    return {**where.params, **where.gpu.params, **coarse, **plan.params}
+
+
+def unclassified(where: SampleFilter, plan: Plan) -> tuple[SampleFilter, Plan]:
+    """``where`` without its GPU state and the tables such a query may read (``plan.coarse`` when it has one)."""
+    return replace(where, gpu=GpuFilter()), plan.coarse or plan
+
+
+def narrows(where: SampleFilter) -> bool:
+    """Whether the selector has a label matcher, so the selected processes may be a few hosts' among many.
+
+    A filter binds only ``t_from``, ``t_to`` and ``kind`` when its selector is empty
+    (:func:`flamehouse.collector.selector.to_sql` names every matcher's values).
+    """
+    return not set(where.params) <= {"t_from", "t_to", "kind"}

@@ -88,19 +88,23 @@ def test_lines_match_the_line_flame_graph_and_the_issue(seeded: tuple[QueryServi
 
 
 def test_lines_without_gpu_data_skip_the_classification_and_agree_with_it(seeded: tuple[QueryService, float]) -> None:
-    """No GPU rows in range: the fast path (no classification) gives what the classified query gives."""
+    """No GPU rows in range: the fast path (no classification, rollup tiers) gives what the classified query gives."""
     from flamehouse.collector.filters import FilterBuilder
-    from flamehouse.collector.lines import lines_sql
+    from flamehouse.collector.lines import lines_counts_ctes, lines_sql
+    from flamehouse.collector.rollup import query_params
 
     queries, now = seeded
-    fast = queries.lines("", None, None, now=now, rate=100.0).to_json()
+    fast = queries.lines("", None, None, now=now, rate=100.0)
     store = queries.store
     where = FilterBuilder(store).profile("", None, None, now, kind=None, gpu_state=None, gpu_idle_below=10.0)
-    gpu = where.gpu
-    params = {**where.params, **gpu.params, "limit": 100}
-    slow = store.query(lines_sql(store.db, where.sql, gpu, has_gpu=True), params)
-    quick = store.query(lines_sql(store.db, where.sql, gpu, has_gpu=False), params)
-    assert slow == quick
-    assert [line["self"] for line in fast["lines"]] == [int(r[3]) for r in quick]
+    plan = queries.plan(where)
+    answers = {}
+    for has_gpu in (True, False):
+        counts, read, split = lines_counts_ctes(where, plan, store.db, has_gpu=has_gpu)
+        params = {**query_params(where, read), "limit": 100}
+        answers[has_gpu, read.source] = store.query(lines_sql(store.db, counts, split=split), params)
+    (slow, quick), sources = list(answers.values()), [source for _, source in answers]
+    assert slow == quick and sources == ["samples", "samples_1m"] and fast.source == "samples_1m"
+    assert [line["self"] for line in fast.to_json()["lines"]] == [int(r[3]) for r in quick]
     # without GPU data nothing is busy or idle
     assert queries.lines("", None, None, now=now, gpu_state="idle").to_json()["lines"] == []

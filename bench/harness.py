@@ -82,7 +82,9 @@ def report(name: str, results: Sequence[Result], args: argparse.Namespace, param
         print(f"   {key}: {value}")
     for r in results:
         value = "skipped" if r.skipped else f"{fmt(r.value)} {r.unit}"
-        verdict = "" if r.met is None else ("met" if r.met else "MISSED")
+        verdict = (
+            ("UNRESOLVED" if r.target and not r.skipped else "") if r.met is None else ("met" if r.met else "MISSED")
+        )
         print(f"  {r.case:<55} {value:>16}  {r.target:<10} {verdict:<6} {r.note}")
     if args.json:
         doc = {"benchmark": name, "quick": args.quick, "params": params, "results": [asdict(r) for r in results]}

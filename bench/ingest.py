@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import random
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.synchronize import Barrier
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -121,9 +124,12 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
         try:
             for p in procs:
                 p.start()
+            cpu: Counter[str] = Counter()
             for r in range(rounds):
+                before = _thread_cpu()
                 barrier.wait(timeout=300)
                 timings = [queue.get(timeout=600) for _ in procs]
+                cpu.update(_thread_cpu() - before)
                 elapsed = max(t[1] for t in timings) - min(t[0] for t in timings)
                 rows, samples = sum(t[2] for t in timings), sum(t[3] for t in timings)
                 if rows != rows_per_round:
@@ -146,8 +152,29 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
         "rows per batch": f"{rows_per_round / n_batches:.0f}",
         "senders": f"{n_clients} client processes x {threads} concurrent pushes, gzip",
         "rounds": rounds,
+        "collector process CPU by thread name during the collector rounds": ", ".join(
+            f"{name or '?'} {seconds:.1f} s" for name, seconds in cpu.most_common(4)
+        )
+        + f" (for {rounds * rows_per_round:,} rows)",
     }
     return summarise(rates, threads * n_clients), params
+
+
+def _thread_cpu() -> Counter[str]:
+    """CPU seconds (user + system) of this process's live threads, by thread name without digits.
+
+    chDB's threads name themselves (``MergeMutate``, ...); Python's threads keep the process's name.
+    """
+    found: Counter[str] = Counter()
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip().rstrip("0123456789")
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        found[name] += (int(fields[11]) + int(fields[12])) / tick
+    return found
 
 
 def _raw_round(store: Any, batches: list[tuple[str, list[Any]]], rates: dict[str, list[float]], group: int) -> None:

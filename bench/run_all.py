@@ -83,7 +83,8 @@ def render(docs: dict[str, dict[str, Any]], meta: dict[str, str]) -> str:
     rows = [(name, r) for name in BENCHMARKS if name in docs for r in docs[name]["results"]]
     for name, r in rows:
         result = "—" if r["skipped"] else f"{fmt(r['value'])} {r['unit']}"
-        verdict = {None: "skipped" if r["skipped"] else "", True: "met", False: "**missed**"}[r["met"]]
+        unjudged = "skipped" if r["skipped"] else ("not resolvable" if r["target"] else "")
+        verdict = {None: unjudged, True: "met", False: "**missed**"}[r["met"]]
         lines.append(f"| {name} | {r['case']} | {result} | {r['target']} | {verdict} | {_cell(r['note'])} |")
     lines += ["", "Parameters of this run:", ""]
     for name in BENCHMARKS:

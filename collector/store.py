@@ -133,7 +133,7 @@ class Store:
                 types = self._column_types.get(key)
                 if types is None:  # clickhouse-connect would DESCRIBE the table on every insert (~1-3 ms)
                     context = self._client.create_insert_context(f"{self.db}.{table}", column_names=list(columns))
-                    types = self._column_types[key] = [_wire_type(t) for t in context.column_types]
+                    types = self._column_types[key] = list(context.column_types)
                 self._client.insert(
                     f"{self.db}.{table}",
                     list(data),
@@ -159,27 +159,6 @@ class Store:
                 self._client.close()
             except Exception:  # closing a broken client must not hide the real error
                 log.debug("store close failed", exc_info=True)
-
-
-def _wire_type(column_type: Any) -> Any:
-    """The type to send a column as: its own, with every ``LowCardinality(T)`` sent as plain ``T``.
-
-    The engine converts plain values into the table's LowCardinality column (in C++) faster
-    than clickhouse-connect builds LowCardinality dictionaries in Python, value by value
-    (~12 % of a 12k-row insert into ``samples``, BENCHMARKS.md, ingest).
-    """
-    from clickhouse_connect.datatypes.registry import get_from_name
-
-    name = column_type.name
-    while (start := name.find("LowCardinality(")) >= 0:
-        depth, opening = 0, start + len("LowCardinality")
-        end = opening
-        for end in range(opening, len(name)):
-            depth += {"(": 1, ")": -1}.get(name[end], 0)
-            if depth == 0:
-                break
-        name = name[:start] + name[start + len("LowCardinality(") : end] + name[end + 1 :]
-    return column_type if name == column_type.name else get_from_name(name)
 
 
 def _redact(dsn: str) -> str:

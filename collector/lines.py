@@ -40,11 +40,10 @@ from flamehouse.collector.gpu_state import MATERIALIZE_SETTINGS, split_counts_ct
 from flamehouse.collector.rollup import (
     RAW,
     Plan,
+    classified_inputs,
     classifying,
     counts_ctes,
-    narrows,
     query_params,
-    rows_sql,
     unclassified,
 )
 from flamehouse.collector.store import Store
@@ -143,15 +142,7 @@ def lines_counts_ctes(
         plain, coarse = unclassified(where, plan)
         return counts_ctes(db, plain, coarse, materialize=materialize), coarse, False
     plan = classifying(where, plan)
-    coarse = plan.coarse or plan
-    ctes = split_counts_ctes(
-        db,
-        where.sql,
-        where.gpu,
-        rows=rows_sql(db, where, coarse, "host, pid, labels"),
-        stack_rows=rows_sql(db, where, coarse, "stack_id"),
-        narrow=narrows(where),
-    )
+    ctes = split_counts_ctes(db, where.sql, where.gpu, **classified_inputs(db, where, plan.coarse or plan))
     return ctes, plan, True
 
 

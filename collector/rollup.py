@@ -126,6 +126,18 @@ def classifying(where: SampleFilter, plan: Plan) -> Plan:
     return Plan(RAW, coarse=_tiers(where, min_hours=1))
 
 
+def classified_inputs(db: str, where: SampleFilter, coarse: Plan) -> dict[str, Any]:
+    """What a GPU-classified count reads from ``coarse`` tiers: the processes' labels, the stack ids.
+
+    Keyword arguments of :func:`.gpu_state.counts_ctes` and :func:`.gpu_state.split_counts_ctes`.
+    """
+    return {
+        "rows": rows_sql(db, where, coarse, "host, pid, labels"),
+        "stack_rows": rows_sql(db, where, coarse, "stack_id"),
+        "narrow": narrows(where),
+    }
+
+
 def _tiers(where: SampleFilter, *, min_hours: int = MIN_BUCKETS) -> Plan:
     """The coarsest tables for ``where``'s range, ignoring its GPU state."""
     r_from, r_to = _whole(where.start, where.end, ROLLUPS[MINUTES])
@@ -170,15 +182,7 @@ def counts_ctes(db: str, where: SampleFilter, plan: Plan, *, materialize: bool =
     if not plan.rollup:
         if where.gpu.state == "any":
             return raw_counts_ctes(db, where.sql, where.gpu, materialize=materialize)
-        coarse = plan.coarse or plan
-        return raw_counts_ctes(
-            db,
-            where.sql,
-            where.gpu,
-            rows=rows_sql(db, where, coarse, "host, pid, labels"),
-            stack_rows=rows_sql(db, where, coarse, "stack_id"),
-            narrow=narrows(where),
-        )
+        return raw_counts_ctes(db, where.sql, where.gpu, **classified_inputs(db, where, plan.coarse or plan))
     rows = rows_sql(db, where, plan, "stack_id, count AS cnt")
     counts = f"SELECT stack_id, sum(cnt) AS n, sum(sum(cnt)) OVER () AS grand FROM {rows} GROUP BY stack_id"
     return counts_pair(counts, "counts", materialize=materialize)

@@ -12,6 +12,8 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.tools import missing_tool
+
 SCRIPTS = Path(__file__).parent / "scripts"
 Spawn = Callable[..., subprocess.Popen[bytes]]
 
@@ -95,7 +97,7 @@ CHROMIUM_ARGS = [
 def browser() -> Iterator[Any]:
     """One headless Chromium for the whole session (Playwright's sync API allows one per thread)."""
     if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (scripts/test.sh installs it)")
+        missing_tool("needs Debian's chromium at /usr/bin/chromium (scripts/test.sh installs it)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -30,6 +30,7 @@ import pytest
 
 from tests.conftest import SCRIPTS
 from tests.integration.e2e.conftest import FLAMEHOUSE, Server, run_profiled, server  # noqa: F401 (session fixture)
+from tests.tools import missing_tool
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "test-artifacts" / "exports"
@@ -96,7 +97,7 @@ def recorded(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Record
 def go_tool() -> str:
     go = shutil.which("go")
     if go is None:
-        pytest.skip("go is not installed: `apt-get install golang-go` (scripts/test.sh does it)")
+        missing_tool("go is not installed: `apt-get install golang-go` (scripts/test.sh does it)")
     return go
 
 
@@ -182,7 +183,7 @@ def _sandwich_rows(text: str) -> list[tuple[str, str, str]]:
 @pytest.fixture(scope="session")
 def speedscope(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Speedscope]:
     if not (SPEEDSCOPE / "index.html").is_file():
-        pytest.skip(f"speedscope is not installed at {SPEEDSCOPE}: `npm install --prefix .cache/npm-speedscope "
+        missing_tool(f"speedscope is not installed at {SPEEDSCOPE}: `npm install --prefix .cache/npm-speedscope "
                     "speedscope` (scripts/test.sh does it)")  # fmt: skip
     root = tmp_path_factory.mktemp("speedscope")
     shutil.copytree(SPEEDSCOPE, root, dirs_exist_ok=True)

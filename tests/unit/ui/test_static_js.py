@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.tools import missing_tool
 
 JS_TESTS = Path(__file__).parent / "js"
 STATIC = Path(__file__).resolve().parents[3] / "ui" / "static"
@@ -26,7 +26,7 @@ def node_major(node: str) -> int:
 def test_js_unit_tests_pass() -> None:
     node = shutil.which("node")
     if node is None or node_major(node) < 20:
-        pytest.skip("needs Node.js 20 or newer on PATH to run the UI's JavaScript unit tests")
+        missing_tool("needs Node.js 20 or newer on PATH to run the UI's JavaScript unit tests")
     files = sorted(str(p) for p in JS_TESTS.glob("*.test.mjs"))
     assert files, f"no JavaScript tests under {JS_TESTS}"
     done = subprocess.run([node, "--test", *files], capture_output=True, text=True, timeout=120)
@@ -37,7 +37,7 @@ def test_js_unit_tests_pass() -> None:
 def test_every_static_module_is_an_es_module_that_parses() -> None:
     node = shutil.which("node")
     if node is None or node_major(node) < 20:
-        pytest.skip("needs Node.js 20 or newer on PATH")
+        missing_tool("needs Node.js 20 or newer on PATH")
     modules = sorted(STATIC.rglob("*.js"))
     assert modules
     for module in modules:

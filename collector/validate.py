@@ -10,9 +10,12 @@ and index and says how to fix it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
+
+import numpy as np
 
 from flamehouse.collector import InvalidBatch
 from flamehouse.proto import ids, ingest_pb2
@@ -132,10 +135,10 @@ class VerifiedIds:
 
     def __init__(self, capacity: int = 500_000) -> None:
         self.capacity = capacity
-        #: frame id → (function, file, line, function id)
-        self.frames: dict[int, tuple[str, str, int, int]] = {}
-        #: stack id → (frame ids, function ids), root first
-        self.stacks: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        #: (frame id, function, file, line) → function id
+        self.frames: dict[tuple[int, str, str, int], int] = {}
+        #: stack id → (frame ids, function ids, frame ids as uint64 bytes), root first
+        self.stacks: dict[int, tuple[tuple[int, ...], tuple[int, ...], bytes]] = {}
 
     def _room(self, table: dict[Any, Any]) -> None:
         if len(table) >= self.capacity:
@@ -199,7 +202,7 @@ def _check_strings(table: Sequence[str], limits: IngestLimits) -> list[str]:
     return strings
 
 
-def check_lengths(message: str, columns: Mapping[str, Sequence[Any]]) -> int:
+def check_lengths(message: str, columns: Mapping[str, Sized]) -> int:
     sizes = {name: len(col) for name, col in columns.items()}
     if len(set(sizes.values())) > 1:
         listed = ", ".join(f"{name}={size}" for name, size in sizes.items())
@@ -222,30 +225,33 @@ def _decode_frames(wire: ingest_pb2.Frames, strings: list[str], known: VerifiedI
     check_lengths("frames", {"id": frame_id, "function": fn_index, "file": file_index, "line": line})
     check_index(fn_index, len(strings), "frames.function", "strings")
     check_index(file_index, len(strings), "frames.file", "strings")
-    function = [strings[i] for i in fn_index]
-    file = [strings[i] for i in file_index]
-    function_id: list[int] = []
+    function = list(map(strings.__getitem__, fn_index))
+    file = list(map(strings.__getitem__, file_index))
+    # One look-up per frame, keyed by its whole content: a hit is a frame checked before.
+    contents = list(zip(frame_id, function, file, line, strict=True))
     checked = known.frames
-    for i, (fid, fn, fl, ln) in enumerate(zip(frame_id, function, file, line, strict=True)):
-        seen = checked.get(fid)
-        if seen is not None and seen[0] == fn and seen[1] == fl and seen[2] == ln:
-            function_id.append(seen[3])
-            continue
-        if (expected := ids.frame_id(fn, fl, ln)) != fid:
-            raise InvalidBatch(
-                f"frames.id[{i}]={fid} does not match ids.frame_id({fn!r}, {fl!r}, {ln})={expected}: "
-                "compute ids with flamehouse.proto.ids"
-            )
-        function_id.append(fn_id := ids.function_id(fn, fl))
-        known._room(checked)
-        checked[fid] = (fn, fl, ln, fn_id)
-    return FrameColumns(tuple(frame_id), tuple(function_id), tuple(function), tuple(file), tuple(line))
+    function_id: list[int | None] = list(map(checked.get, contents))
+    if None in function_id:
+        for i, content in enumerate(contents):
+            if function_id[i] is not None:
+                continue
+            fid, fn, fl, ln = content
+            if (expected := ids.frame_id(fn, fl, ln)) != fid:
+                raise InvalidBatch(
+                    f"frames.id[{i}]={fid} does not match ids.frame_id({fn!r}, {fl!r}, {ln})={expected}: "
+                    "compute ids with flamehouse.proto.ids"
+                )
+            function_id[i] = fn_id = ids.function_id(fn, fl)
+            known._room(checked)
+            checked[content] = fn_id
+    return FrameColumns(tuple(frame_id), tuple(cast(list[int], function_id)), tuple(function), tuple(file), tuple(line))
 
 
 def _decode_stacks(
     wire: ingest_pb2.Stacks, frames: FrameColumns, limits: IngestLimits, known: VerifiedIds
 ) -> StackColumns:
-    stack_id, length, frame_index = list(wire.id), list(wire.length), list(wire.frame_index)
+    stack_id, length = list(wire.id), list(wire.length)
+    frame_index = np.array(wire.frame_index, dtype=np.int64)  # a packed column: read without Python ints
     check_lengths("stacks", {"id": stack_id, "length": length})
     deepest = limits.max_frames_per_stack
     if length and (min(length) < 1 or max(length) > deepest):
@@ -256,29 +262,41 @@ def _decode_stacks(
             f"stacks.length sums to {sum(length)} but stacks.frame_index has {len(frame_index)} entries: "
             "stack i owns the next length[i] entries of frame_index"
         )
-    check_index(frame_index, len(frames.frame_id), "stacks.frame_index", "frames")
+    if len(frame_index) and int(frame_index.max()) >= len(frames.frame_id):
+        check_index(frame_index.tolist(), len(frames.frame_id), "stacks.frame_index", "frames")
+    # The frame ids each stack owns, all stacks end to end, as raw uint64 bytes.
+    owned = np.array(frames.frame_id, dtype=np.uint64)[frame_index] if len(frame_index) else np.zeros(0, np.uint64)
+    checked = known.stacks
+    cached = list(map(checked.get, stack_id))
+    if None not in cached:
+        # Every stack id was checked before: the batch is verified when each stack has the length
+        # and owns the frame ids it was checked with (all compared at once, in C).
+        hits = cast(list[tuple[tuple[int, ...], tuple[int, ...], bytes]], cached)
+        if [len(h[0]) for h in hits] == length and b"".join(map(itemgetter(2), hits)) == owned.tobytes():
+            return StackColumns(tuple(stack_id), tuple(h[0] for h in hits), tuple(h[1] for h in hits))
     frame_ids: list[tuple[int, ...]] = []
     function_ids: list[tuple[int, ...]] = []
     offset = 0
-    frame_of, function_of, checked = frames.frame_id.__getitem__, frames.function_id.__getitem__, known.stacks
-    for i, (sid, n) in enumerate(zip(stack_id, length, strict=True)):
-        owned = frame_index[offset : offset + n]
-        offset += n
-        fids = tuple(map(frame_of, owned))
-        seen = checked.get(sid)
-        if seen is not None and seen[0] == fids:
+    function_of = frames.function_id.__getitem__
+    for i, (sid, n, seen) in enumerate(zip(stack_id, length, cached, strict=True)):
+        span = owned[offset : offset + n]
+        raw = span.tobytes()
+        if seen is not None and seen[2] == raw:
             frame_ids.append(seen[0])
             function_ids.append(seen[1])
-            continue
-        if (expected := ids.stack_id(fids)) != sid:
-            raise InvalidBatch(
-                f"stacks.id[{i}]={sid} does not match ids.stack_id(its {n} frame ids, root first)={expected}: "
-                "compute ids with flamehouse.proto.ids"
-            )
-        frame_ids.append(fids)
-        function_ids.append(fnids := tuple(map(function_of, owned)))
-        known._room(checked)
-        checked[sid] = (fids, fnids)
+        else:
+            fids = tuple(span.tolist())
+            if (expected := ids.stack_id(fids)) != sid:
+                raise InvalidBatch(
+                    f"stacks.id[{i}]={sid} does not match ids.stack_id(its {n} frame ids, root first)={expected}: "
+                    "compute ids with flamehouse.proto.ids"
+                )
+            fnids = tuple(map(function_of, frame_index[offset : offset + n].tolist()))
+            frame_ids.append(fids)
+            function_ids.append(fnids)
+            known._room(checked)
+            checked[sid] = (fids, fnids, raw)
+        offset += n
     return StackColumns(tuple(stack_id), tuple(frame_ids), tuple(function_ids))
 
 
@@ -340,37 +358,45 @@ def _decode_samples(
     now: float,
     ttl_days: int,
 ) -> SampleColumns:
-    cols = {name: list(getattr(wire, name)) for name in ("time", "pid", "tid", "thread_name", "stack_index")}
-    cols |= {"kind": list(wire.kind), "count": list(wire.count)}
+    # Packed columns read straight into arrays (no Python int per element); checked whole.
+    cols = {
+        name: np.array(getattr(wire, name), dtype=np.int64)
+        for name in ("time", "pid", "thread_name", "stack_index", "kind", "count")
+    }
+    cols["tid"] = np.array(wire.tid, dtype=np.uint64)
     rows = check_lengths("samples", cols)
     if rows > limits.max_rows:
         raise InvalidBatch(f"samples has {rows} rows, over the limit of {limits.max_rows}: send smaller batches")
-    check_index(cols["thread_name"], len(strings), "samples.thread_name", "strings")
-    check_index(cols["stack_index"], len(stacks.stack_id), "samples.stack_index", "stacks")
+    if not rows:
+        return SampleColumns(time=(), pid=(), tid=(), thread=(), stack_id=(), kind=(), count=())
+    for name, size, noun in (("thread_name", len(strings), "strings"), ("stack_index", len(stacks.stack_id), "stacks")):
+        if int(cols[name].max()) >= size:
+            check_index(cols[name].tolist(), size, f"samples.{name}", noun)
     kind, count, pid, ts = cols["kind"], cols["count"], cols["pid"], cols["time"]
-    if not set(kind) <= KINDS:
-        i = first_bad(kind, lambda v: v not in KINDS)
+    if not set(np.unique(kind).tolist()) <= KINDS:
+        i = first_bad(kind.tolist(), lambda v: v not in KINDS)
         raise InvalidBatch(f"samples.kind[{i}]={kind[i]} must be KIND_CPU (1) or KIND_WALL (2)")
-    if count and min(count) < 1:
-        i = first_bad(count, lambda v: v < 1)
+    if int(count.min()) < 1:
+        i = first_bad(count.tolist(), lambda v: v < 1)
         raise InvalidBatch(f"samples.count[{i}]={count[i]} must be >= 1: drop rows without samples")
     known = {p.pid for p in processes}
-    if not set(pid) <= known:
-        i = first_bad(pid, lambda v: v not in known)
+    if not set(pid.tolist()) <= known:
+        i = first_bad(pid.tolist(), lambda v: v not in known)
         raise InvalidBatch(f"samples.pid[{i}]={pid[i]} is not in processes: send a Process for every sampled pid")
     lo, hi = int(now) - ttl_days * _DAY_S, int(now) + limits.max_clock_skew_s
-    if ts and (min(ts) < lo or max(ts) > hi):
-        i = first_bad(ts, lambda v: not lo <= v <= hi)
+    if int(ts.min()) < lo or int(ts.max()) > hi:
+        i = first_bad(ts.tolist(), lambda v: not lo <= v <= hi)
         raise InvalidBatch(
             f"samples.time[{i}]={ts[i]} is outside [{lo}, {hi}] (the last {ttl_days} days up to "
             f"{limits.max_clock_skew_s} s ahead): send unix seconds and check the agent's clock"
         )
+    stack_ids = np.array(stacks.stack_id, dtype=np.uint64)[cols["stack_index"]]
     return SampleColumns(
-        time=tuple(ts),
-        pid=tuple(pid),
-        tid=tuple(cols["tid"]),
-        thread=tuple(strings[i] for i in cols["thread_name"]),
-        stack_id=tuple(stacks.stack_id[i] for i in cols["stack_index"]),
-        kind=tuple(kind),
-        count=tuple(count),
+        time=tuple(ts.tolist()),
+        pid=tuple(pid.tolist()),
+        tid=tuple(cols["tid"].tolist()),
+        thread=tuple(map(strings.__getitem__, cols["thread_name"].tolist())),
+        stack_id=tuple(stack_ids.tolist()),
+        kind=tuple(kind.tolist()),
+        count=tuple(count.tolist()),
     )

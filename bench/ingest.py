@@ -126,6 +126,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
                 p.start()
             cpu: Counter[str] = Counter()
             for r in range(rounds):
+                _settle(store)  # the raw rounds' parts are merged before the collector's round starts
                 before = _thread_cpu()
                 barrier.wait(timeout=300)
                 timings = [queue.get(timeout=600) for _ in procs]
@@ -177,13 +178,25 @@ def _thread_cpu() -> Counter[str]:
     return found
 
 
+def _settle(store: Any, timeout: float = 60.0) -> None:
+    """Waits (at most ``timeout`` s) until the engine runs no merge, so that a round is not charged for the last."""
+    deadline = time.monotonic() + timeout
+    while store.query("SELECT count() FROM system.merges")[0][0] and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def _raw_round(store: Any, batches: list[tuple[str, list[Any]]], rates: dict[str, list[float]], group: int) -> None:
     """One round of the raw inserts, each kind once, appended to ``rates``."""
+    _settle(store)
     rates["raw"].append(_raw_inserts(store, batches, 1, "single"))
     if "plain" in rates:
+        _settle(store)
         rates["plain"].append(_raw_inserts(store, batches, 1, "plain", table=PLAIN))
+        _settle(store)
         rates["plain_bulk"].append(_raw_inserts(store, batches, len(batches), "plainbulk", table=PLAIN))
+    _settle(store)
     rates["group"].append(_raw_inserts(store, batches, group, "group"))
+    _settle(store)
     rates["bulk"].append(_raw_inserts(store, batches, len(batches), "bulk"))
     rates["ratio"].append(rates["collector"][-1] / rates["raw"][-1])
     rates["group_ratio"].append(rates["collector"][-1] / rates["group"][-1])

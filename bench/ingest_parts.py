@@ -8,6 +8,10 @@ interleaved, medians:
 * one insert of all rows (~50k) into ``samples``: without views, with the product's views and settings,
   with ``optimize_on_insert`` left on, and with both rollups fed from ``samples`` (before migration 004);
 * the fixed cost of a small insert (one batch, ~525 rows) into ``samples`` and into a table no view reads;
+* the engine's own CPU per sample row (process CPU time, all threads): the rows inserted in groups of
+  24 batches with merges stopped, then merged into one part per table (``OPTIMIZE ... FINAL``), into
+  ``samples`` with its rollup views and into a copy no view reads. A lower bound of what the store
+  costs per row before any collector work: a steady store merges each row more than once;
 
     python bench/ingest_parts.py [--rounds N]
 """
@@ -15,6 +19,7 @@ interleaved, medians:
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from collections.abc import Callable
 from typing import Any
@@ -101,8 +106,20 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
                             settings=SAMPLE_INSERT_SETTINGS,
                         ),
                     )
+            for r in range(rounds):
+                for label, tables in (
+                    ("with views", ("samples", "samples_1m", "samples_1h")),
+                    ("no views", ("plain",)),
+                ):
+                    insert_cpu, merge_cpu = _engine_cpu(store, tables, per_batch, group=24, token=f"e{label}{r}")
+                    add(f"engine CPU {label}: insert", insert_cpu / rows)
+                    add(f"engine CPU {label}: merge", merge_cpu / rows)
         finally:
             store.close()
+    return _results(times, rows), {"rows": f"{rows:,} sample rows in {len(batches)} batches", "rounds": rounds}
+
+
+def _results(times: dict[str, list[float]], rows: int) -> list[Result]:
     results = [
         Result(
             NAME,
@@ -114,7 +131,29 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
         for label in ("cold", "warm")
     ]
     for label, seconds in times.items():
-        if not label.startswith("validate"):
+        if label.startswith("engine CPU"):
+            results.append(
+                Result(
+                    NAME,
+                    f"{label}, per sample row",
+                    median(seconds) * 1e6,
+                    "us CPU/row",
+                    note=spread([t * 1e6 for t in seconds]),
+                )
+            )
+    for tier in ("with views", "no views"):
+        per_row = median(times[f"engine CPU {tier}: insert"]) + median(times[f"engine CPU {tier}: merge"])
+        results.append(
+            Result(
+                NAME,
+                f"engine alone {tier}: rows/s on 2 CPUs at that CPU per row",
+                2 / per_row,
+                "rows/s",
+                note="insert + one merge, nothing else on the machine; an upper bound for a collector here",
+            )
+        )
+    for label, seconds in times.items():
+        if not label.startswith(("validate", "engine CPU")):
             results.append(
                 Result(
                     NAME,
@@ -124,7 +163,34 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
                     note=f"{spread([t * 1e3 for t in seconds])}",
                 )
             )
-    return results, {"rows": f"{rows:,} sample rows in {len(batches)} batches", "rounds": rounds}
+    return results
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _engine_cpu(
+    store: Store, tables: tuple[str, ...], per_batch: list[list[Any]], *, group: int, token: str
+) -> tuple[float, float]:
+    """CPU seconds to insert ``per_batch`` into ``tables[0]`` in groups; then to merge each table to one part."""
+    db = store.db
+    for table in tables:
+        store.command(f"TRUNCATE TABLE {db}.{table}")
+        store.command(f"SYSTEM STOP MERGES {db}.{table}")
+    started = _cpu()
+    for i in range(0, len(per_batch), group):
+        cols: list[list[Any]] = [[] for _ in SAMPLE_COLUMNS]
+        for columns in per_batch[i : i + group]:
+            for target, column in zip(cols, columns, strict=True):
+                target.extend(column)
+        store.insert(tables[0], SAMPLE_COLUMNS, cols, dedup_token=f"{token}-{i}", settings=SAMPLE_INSERT_SETTINGS)
+    inserted = _cpu()
+    for table in tables:
+        store.command(f"SYSTEM START MERGES {db}.{table}")
+        store.command(f"OPTIMIZE TABLE {db}.{table} FINAL")
+    return inserted - started, _cpu() - inserted
 
 
 def main() -> None:

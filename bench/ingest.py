@@ -21,6 +21,7 @@ import argparse
 import multiprocessing as mp
 import os
 import random
+import resource
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -78,9 +79,10 @@ def client(address: str, rounds: list[list[bytes]], threads: int, barrier: Barri
         with ThreadPoolExecutor(threads) as pool:
             for payloads in rounds:
                 barrier.wait()
-                started = time.monotonic()
+                started, cpu = time.monotonic(), time.process_time()
                 acks = list(pool.map(lambda p: push(p, timeout=120), payloads))
-                results.put((started, time.monotonic(), sum(a.rows for a in acks), sum(a.samples for a in acks)))
+                ended, cpu = time.monotonic(), time.process_time() - cpu
+                results.put((started, ended, sum(a.rows for a in acks), sum(a.samples for a in acks), cpu))
     finally:
         channel.close()
 
@@ -108,7 +110,18 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
     rows_per_round = sum(len(b.samples.time) for b in template)
     samples_per_round = sum(sum(b.samples.count) for b in template)
     rates: dict[str, list[float]] = {
-        key: [] for key in ("collector", "samples", "raw", "group", "bulk", "ratio", "group_ratio")
+        key: []
+        for key in (
+            "collector",
+            "samples",
+            "raw",
+            "group",
+            "bulk",
+            "ratio",
+            "group_ratio",
+            "collector_cpu",
+            "sender_cpu",
+        )
     }
     ctx = mp.get_context("spawn")
     with scratch(NAME) as tmp:
@@ -127,10 +140,12 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
             cpu: Counter[str] = Counter()
             for r in range(rounds):
                 _settle(store)  # the raw rounds' parts are merged before the collector's round starts
-                before = _thread_cpu()
+                before, process_cpu = _thread_cpu(), _process_cpu()
                 barrier.wait(timeout=300)
                 timings = [queue.get(timeout=600) for _ in procs]
                 cpu.update(_thread_cpu() - before)
+                rates["collector_cpu"].append((_process_cpu() - process_cpu) / rows_per_round)
+                rates["sender_cpu"].append(sum(t[4] for t in timings) / rows_per_round)
                 elapsed = max(t[1] for t in timings) - min(t[0] for t in timings)
                 rows, samples = sum(t[2] for t in timings), sum(t[3] for t in timings)
                 if rows != rows_per_round:
@@ -159,6 +174,12 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, object]]:
         + f" (for {rounds * rows_per_round:,} rows)",
     }
     return summarise(rates, threads * n_clients), params
+
+
+def _process_cpu() -> float:
+    """CPU seconds of this process so far, all threads, ended ones included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _thread_cpu() -> Counter[str]:
@@ -278,6 +299,31 @@ def summarise(rates: dict[str, list[float]], group: int) -> list[Result]:
                 note=f"context: compare with the same insert into samples; range {spread(rates['plain_bulk'])}",
             ),
         ]
+    collector_cpu, sender_cpu = median(rates["collector_cpu"]), median(rates["sender_cpu"])
+    results += [
+        Result(
+            NAME,
+            "collector process CPU per sample row",
+            collector_cpu * 1e6,
+            "us CPU/row",
+            note=f"all its threads (gRPC, validation, the engine's inserts and merges); range "
+            f"{spread([c * 1e6 for c in rates['collector_cpu']])}",
+        ),
+        Result(
+            NAME,
+            "senders' CPU per sample row",
+            sender_cpu * 1e6,
+            "us CPU/row",
+            note=f"the client processes (gzip, gRPC); range {spread([c * 1e6 for c in rates['sender_cpu']])}",
+        ),
+        Result(
+            NAME,
+            f"rows/s {os.cpu_count()} CPUs allow at that CPU per row (collector + senders)",
+            (os.cpu_count() or 1) / (collector_cpu + sender_cpu),
+            "rows/s",
+            note="the ceiling of this benchmark on this machine, whatever the scheduling",
+        ),
+    ]
     return results
 
 

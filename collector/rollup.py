@@ -13,10 +13,12 @@ Which tables (:func:`choose`) for a query over ``[start, end)``: the coarsest
 that answer it **exactly**, each for the part of the range made of its whole
 buckets:
 
-* ``samples_1h`` for the whole hours inside the range, when there are at
-  least :data:`MIN_BUCKETS` of them;
+* ``samples_1h`` for the whole hours inside the range, from one whole hour
+  on (:data:`MIN_HOURS`: an hour bucket holds up to 60x fewer rows than its
+  minutes, ~7x fewer in bench/queries.py, so reading the rollups of the edge
+  minutes beside it is cheaper than reading all minutes);
 * ``samples_1m`` for the whole minutes left (all of them without the hourly
-  part), when the range holds at least :data:`MIN_BUCKETS` whole minutes;
+  part), when the range holds at least :data:`MIN_MINUTES` whole minutes;
 * ``samples`` for the seconds of the partial minutes at either edge
   (nothing when both ends are minute-aligned), or for the whole range when
   no rollup applies.
@@ -50,10 +52,11 @@ MINUTES = "samples_1m"
 HOURS = "samples_1h"
 #: Rollup tables and their bucket width in seconds, coarsest first.
 ROLLUPS: dict[str, int] = {HOURS: 3600, MINUTES: 60}
-#: Whole buckets a range must hold before a rollup is read for them.
-MIN_BUCKETS = 10
-#: Whole minutes a range must cover before any rollup is read; shorter ranges are cheap on raw seconds.
-MIN_ROLLUP_SECONDS = MIN_BUCKETS * 60
+#: Whole minutes a range must hold before any rollup is read; shorter ranges are cheap on raw seconds.
+MIN_MINUTES = 10
+MIN_ROLLUP_SECONDS = MIN_MINUTES * 60
+#: Whole hours a range must hold before ``samples_1h`` is read for them.
+MIN_HOURS = 1
 
 #: Columns every table shares, the ones a selector can name.
 LABEL_COLUMNS = "service, job, host, pid, rank, thread, kind, labels"
@@ -117,13 +120,12 @@ def choose(where: SampleFilter, *, enabled: bool = True, rollup_from: int | None
 def classifying(where: SampleFilter, plan: Plan) -> Plan:
     """The plan of a query that classifies seconds (raw counts), given what :func:`choose` gave it.
 
-    Its ``coarse`` tiers, for the reads that need no second, take the hourly rollup
-    from one whole hour on (not :data:`MIN_BUCKETS`): those reads are only the
-    labels and the stack ids, and hours hold several times fewer rows than minutes.
+    Its ``coarse`` tiers are the ones ``plan`` would read: for what needs no second
+    (the processes' labels and the stack ids).
     """
     if plan.coarse is not None or not plan.rollup:
         return plan
-    return Plan(RAW, coarse=_tiers(where, min_hours=1))
+    return Plan(RAW, coarse=plan)
 
 
 def classified_inputs(db: str, where: SampleFilter, coarse: Plan) -> dict[str, Any]:
@@ -138,13 +140,13 @@ def classified_inputs(db: str, where: SampleFilter, coarse: Plan) -> dict[str, A
     }
 
 
-def _tiers(where: SampleFilter, *, min_hours: int = MIN_BUCKETS) -> Plan:
+def _tiers(where: SampleFilter) -> Plan:
     """The coarsest tables for ``where``'s range, ignoring its GPU state."""
     r_from, r_to = _whole(where.start, where.end, ROLLUPS[MINUTES])
     if r_to - r_from < MIN_ROLLUP_SECONDS:
         return RAW_PLAN
     h_from, h_to = _whole(where.start, where.end, ROLLUPS[HOURS])
-    if h_to - h_from >= min_hours * ROLLUPS[HOURS]:
+    if h_to - h_from >= MIN_HOURS * ROLLUPS[HOURS]:
         return Plan(HOURS, r_from, r_to, h_from, h_to)
     return Plan(MINUTES, r_from, r_to, r_to, r_to)
 

@@ -13,7 +13,8 @@ The data (15 minutes, three hosts) has what can go wrong: the same pid on two ho
 with different GPU sets, NVML rows that override a label, NVML rows only outside the
 range, ``cuda_visible_devices`` as indexes (with spaces), as UUIDs (one of another
 host's GPU), with junk and out-of-range entries, empty; seconds without device rows,
-NULL and NaN utilisation, a device reported twice in one second, a host without GPUs.
+NULL and NaN utilisation, a device reported twice in one second, a host without GPUs,
+samples before and after the seconds with GPU data, a range with no GPU data at all.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from flamehouse.proto import ids
 pytestmark = pytest.mark.integration
 
 SPAN = 900
+#: Seconds of samples before and after the GPU data: their state is ``none`` (outside every GPU second).
+BEFORE, AFTER = 90, 30
 #: GPUs per host: (index, uuid).
 GPUS = {"node-a": [(i, f"GPU-a{i}") for i in range(4)], "node-b": [(i, f"GPU-b{i}") for i in range(2)], "cpu-c": []}
 #: (host, pid) -> cuda_visible_devices label (None: no label); NVML rows in range for the first two.
@@ -106,7 +109,7 @@ def _generate(seed: int, t0: int) -> dict[str, list[tuple[Any, ...]]]:
     samples = [
         (t, host, pid, rng.randrange(len(STACKS)), rng.randint(1, 5))
         for (host, pid) in PROCS
-        for t in range(t0, t0 + SPAN)
+        for t in range(t0 - BEFORE, t0 + SPAN + AFTER)
         for _ in range(rng.choice([0, 1, 1, 2, 3]))
     ]
     return {"samples": samples, "devices": devices, "processes": processes}
@@ -210,7 +213,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, in
         store.close()
 
 
-RANGES = [(0, SPAN), (17, 17 + 720), (200, 260)]  # the whole span, unaligned with a rollup part, raw only
+#: The GPU span; unaligned with a rollup part; raw only; samples on both sides of the GPU data (rollup part).
+RANGES = [(0, SPAN), (17, 17 + 720), (200, 260), (-BEFORE, SPAN + AFTER)]
 
 
 @pytest.mark.parametrize("offsets", RANGES)
@@ -284,3 +288,15 @@ def test_every_query_path_agrees_with_the_rules(
     split = {line["function"]: (line["gpu_busy_seconds"], line["gpu_idle_seconds"]) for line in lines}
     for i in range(len(STACKS)):
         assert split[leaf[i]] == (expected.get((i, "busy"), 0), expected.get((i, "idle"), 0))
+
+
+def test_a_range_without_gpu_data_is_all_none(seeded: tuple[Store, int, dict[str, list[tuple[Any, ...]]]]) -> None:
+    store, t0, data = seeded
+    span = (str(t0 - BEFORE), str(t0 - 1))
+    everything = sum(count for t, *_, count in data["samples"] if t0 - BEFORE <= t < t0 - 1)
+    queries = QueryService(store)
+    assert queries.top("", *span, gpu_state="none").total_samples == everything > 0
+    assert queries.top("", *span, gpu_state="any").total_samples == everything
+    for state in ("busy", "idle"):
+        assert queries.top("", *span, gpu_state=state).total_samples == 0
+        assert queries.lines("", *span, gpu_state=state).total_samples == 0

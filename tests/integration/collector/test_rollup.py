@@ -156,7 +156,8 @@ def test_month_reads_the_rollup_and_matches_raw(month: tuple[QueryService, Query
         (START, END, HOURS),
         (START + 17, END - 1800 - 23, HOURS),  # hours, minutes and seconds at both ends
         (START + 86400 + 59, START + 3 * 86400 + 1, HOURS),
-        (END - 3 * 3600 - 1, END, MINUTES),
+        (END - 3 * 3600 - 1, END, HOURS),  # hours from one whole hour on
+        (END - 2 * 3600 + 17, END - 3600 + 1, MINUTES),  # under one whole hour: minutes and seconds
     ],
 )
 def test_rollups_with_raw_edges_equal_raw(

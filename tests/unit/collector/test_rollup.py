@@ -10,7 +10,7 @@ from flamehouse.collector.filters import SampleFilter
 from flamehouse.collector.gpu_state import GpuFilter
 from flamehouse.collector.rollup import (
     HOURS,
-    MIN_BUCKETS,
+    MIN_HOURS,
     MIN_ROLLUP_SECONDS,
     MINUTES,
     RAW,
@@ -42,9 +42,25 @@ def test_unaligned_day_reads_hours_then_minutes_then_seconds() -> None:
     assert plan == Plan(HOURS, T0 - 1800, T0 + DAY + 600, T0, T0 + DAY)
 
 
-def test_a_few_hours_read_minutes() -> None:
+def test_a_few_hours_read_hours() -> None:
     plan = choose(_where(T0 - 17, T0 + 3 * 3600 + 42))
-    assert plan == Plan(MINUTES, T0, T0 + 3 * 3600, T0 + 3 * 3600, T0 + 3 * 3600)
+    assert plan == Plan(HOURS, T0, T0 + 3 * 3600, T0, T0 + 3 * 3600)
+
+
+def test_one_whole_hour_reads_it_from_the_hourly_rollup() -> None:
+    start, end = T0 - 59 * 60 - 1, T0 + 3600 + 59 * 60 + 1  # 2 h minus a second each side, one whole hour
+    plan = choose(_where(start, end))
+    assert plan == Plan(HOURS, T0 - 59 * 60, T0 + 3600 + 59 * 60, T0, T0 + 3600)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(T0 - 1800, T0 + 1800), (T0 + 1, T0 + 3600), (T0, T0 + 3599), (T0 - 1, T0 + 3600 - 1)],
+)
+def test_less_than_a_whole_hour_reads_minutes(start: int, end: int) -> None:
+    plan = choose(_where(start, end))
+    assert plan.source == MINUTES
+    assert plan.h_from == plan.h_to == plan.r_to
 
 
 @pytest.mark.parametrize(
@@ -78,7 +94,7 @@ def test_tiers_cover_the_range_exactly(offset: int, span: int) -> None:
     assert start <= plan.r_from <= plan.h_from <= plan.h_to <= plan.r_to <= end
     assert plan.r_from % 60 == plan.r_to % 60 == 0 and plan.r_from - start < 60 and end - plan.r_to < 60
     if plan.source == HOURS:
-        assert plan.h_from % 3600 == plan.h_to % 3600 == 0 and plan.h_to - plan.h_from >= MIN_BUCKETS * 3600
+        assert plan.h_from % 3600 == plan.h_to % 3600 == 0 and plan.h_to - plan.h_from >= MIN_HOURS * 3600
         assert plan.h_from - plan.r_from < 3600 and plan.r_to - plan.h_to < 3600
     else:
         assert plan.h_from == plan.h_to == plan.r_to
@@ -90,7 +106,7 @@ def test_sql_reads_the_chosen_tables() -> None:
     assert "FROM db.samples_1h WHERE ts >= toDateTime({h_from:UInt32}) AND ts < toDateTime({h_to:UInt32})" in sql
     assert "FROM db.samples_1m WHERE (ts >= toDateTime({r_from:UInt32}) AND ts < toDateTime({h_from:UInt32})" in sql
     assert "FROM db.samples WHERE (ts >= toDateTime({t_from:UInt32}) AND ts < toDateTime({r_from:UInt32})" in sql
-    short = _where(T0, T0 + 3600)
+    short = _where(T0, T0 + 3599)
     assert "samples_1h" not in counts_ctes("db", short, choose(short))
     raw = choose(where, enabled=False)
     assert "samples_1" not in counts_ctes("db", where, raw)

@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 from types import FrameType
 
-from flamehouse import __version__, serve
+from flamehouse import __version__
 from flamehouse.agent import AgentError
 from flamehouse.agent.batch import AgentIdentity
 from flamehouse.agent.gpu import open_gpu_source
@@ -28,6 +28,7 @@ from flamehouse.agent.targets import LabelConfig, all_processes, matching, parse
 from flamehouse.collector import CollectorError
 from flamehouse.collector.cluster import check_cluster_name
 from flamehouse.collector.store import StoreConfig, embedded_dsn
+from flamehouse.config import split_listen
 from flamehouse.ui.client import ApiClient, ApiError
 from flamehouse.ui.terminal import render_diff, render_lines, render_top
 
@@ -76,7 +77,7 @@ def agent_metrics(args: argparse.Namespace, profiler: Profiler) -> MetricsServer
     if not listen:
         return None
     try:
-        host, port = serve.split_listen(listen)
+        host, port = split_listen(listen)
         return serve_metrics(profiler, host, port, __version__)
     except (ValueError, OSError) as err:
         raise UsageError(f"--metrics-listen {listen}: {err}") from err
@@ -220,12 +221,14 @@ def server_tls(args: argparse.Namespace) -> tuple[bytes, bytes] | None:
 
 def server(args: argparse.Namespace) -> int:
     """``flamehouse server|collector|ui``: serve until SIGINT/SIGTERM."""
+    from flamehouse import serve  # imported here: the agent's commands must not load the collector
+
     grpc_listen = getattr(args, "grpc_listen", None)
     http_listen = getattr(args, "http_listen", None)
     try:
         for listen in (grpc_listen, http_listen):
             if listen is not None:
-                serve.split_listen(listen)
+                split_listen(listen)
     except ValueError as err:
         raise UsageError(str(err)) from err
     config = store_config(args)

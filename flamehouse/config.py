@@ -273,3 +273,11 @@ def _toml_line(key: str, value: Any, origin: str) -> str:
 def environ() -> Mapping[str, str]:
     """The process environment (a seam for tests)."""
     return os.environ
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` → (host, port); raises ValueError saying what to fix."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address {listen!r} must look like 127.0.0.1:7080")
+    return host.strip("[]"), int(port)

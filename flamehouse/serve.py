@@ -25,16 +25,9 @@ from flamehouse.collector.schema import migrate
 from flamehouse.collector.service import GrpcServer, start_grpc_server
 from flamehouse.collector.store import Store, StoreConfig
 from flamehouse.collector.upkeep import apply_retention, backfill_rollup
+from flamehouse.config import split_listen
 
 log = logging.getLogger(__name__)
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` → (host, port); raises ValueError saying what to fix."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listen address {listen!r} must look like 127.0.0.1:7080")
-    return host.strip("[]"), int(port)
 
 
 @dataclass

@@ -4,6 +4,8 @@ agent or ui."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,15 @@ def test_component_imports_only_what_it_may(package: str, allowed: tuple[str, ..
     for path, names in imports_of(package).items():
         bad = {n for n in names if n != "flamehouse" and not n.startswith(allowed)}
         assert not bad, f"{path} imports {sorted(bad)}"
+
+
+def test_the_agent_commands_do_not_load_the_server() -> None:
+    """``flamehouse agent|run`` share a CLI with the server but not its modules: the engine's client,
+    numpy and the ingest path would add ~12 MB to every agent (RSS budget: BENCHMARKS.md, agent cost)."""
+    code = (
+        "import sys, flamehouse.cli, flamehouse.commands; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'chdb', 'clickhouse_connect') "
+        "or m in ('flamehouse.serve', 'flamehouse.collector.ingest', 'flamehouse.collector.validate')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -248,15 +248,29 @@ def counts_pair(counts: str, stack_rows: str, *, materialize: bool = False) -> s
 MATERIALIZE_SETTINGS = "\nSETTINGS enable_materialized_cte = 1"
 
 
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """What a classifying count reads besides the raw seconds it classifies."""
+
+    #: A subquery with the ``host, pid, labels`` of the selected samples (:func:`state_ctes`; default raw rows).
+    rows: str | None = None
+    #: A subquery with the selected ``stack_id`` column, for ``stack_ids`` (default raw rows).
+    stack_rows: str | None = None
+    #: Read the GPU tables for the selected processes' hosts only (:func:`state_ctes`).
+    narrow: bool = True
+
+
+RAW_INPUTS = Classified()
+
+
+def _classified_ctes(db: str, where: str, counts: str, inputs: Classified) -> str:
+    """:func:`state_ctes` then ``counts`` (a body using :func:`in_state`) and ``stack_ids``."""
+    pair = counts_pair(counts, inputs.stack_rows or samples_sql(db, where, "stack_id"))
+    return f"{state_ctes(db, where, rows=inputs.rows, narrow=inputs.narrow)},\n{pair}"
+
+
 def counts_ctes(
-    db: str,
-    where: str,
-    gpu: GpuFilter,
-    *,
-    rows: str | None = None,
-    stack_rows: str | None = None,
-    narrow: bool = True,
-    materialize: bool = False,
+    db: str, where: str, gpu: GpuFilter, inputs: Classified = RAW_INPUTS, *, materialize: bool = False
 ) -> str:
     """CTEs ``counts (stack_id, n, grand)`` and ``stack_ids`` for the samples in the wanted GPU state.
 
@@ -267,29 +281,19 @@ def counts_ctes(
 
     With ``gpu.state == "any"`` this is a plain ``GROUP BY`` over ``samples``,
     without any GPU table. Otherwise ``counts`` reads raw seconds and tests
-    each row's second (:func:`in_state`); ``rows`` and ``narrow`` go to
-    :func:`state_ctes`, and ``stack_ids`` reads ``stack_rows`` (default: raw
-    ``samples``): the classification is the expensive part. ``materialize``
+    each row's second (:func:`in_state`), reading labels and stack ids as
+    ``inputs`` says: the classification is the expensive part. ``materialize``
     applies to ``any`` only (see :func:`counts_pair`).
     """
     total = "sum(count) AS n, sum(sum(count)) OVER () AS grand"
     if gpu.state == "any":
         counts = f"SELECT stack_id, {total} FROM {db}.samples WHERE {where} GROUP BY stack_id"
-        return counts_pair(counts, stack_rows or "counts", materialize=materialize)
+        return counts_pair(counts, inputs.stack_rows or "counts", materialize=materialize)
     counts = f"SELECT stack_id, {total} FROM {db}.samples WHERE ({where}) AND {in_wanted_state()} GROUP BY stack_id"
-    pair = counts_pair(counts, stack_rows or samples_sql(db, where, "stack_id"))
-    return f"{state_ctes(db, where, rows=rows, narrow=narrow)},\n{pair}"
+    return _classified_ctes(db, where, counts, inputs)
 
 
-def split_counts_ctes(
-    db: str,
-    where: str,
-    gpu: GpuFilter,
-    *,
-    rows: str | None = None,
-    stack_rows: str | None = None,
-    narrow: bool = True,
-) -> str:
+def split_counts_ctes(db: str, where: str, gpu: GpuFilter, inputs: Classified = RAW_INPUTS) -> str:
     """CTEs ``counts (stack_id, n, busy, idle, grand)`` and ``stack_ids``: :func:`counts_ctes` with the busy/idle split.
 
     ``busy`` and ``idle`` are the stack's samples taken in busy / idle seconds
@@ -310,5 +314,4 @@ def split_counts_ctes(
     SELECT stack_id, sum(count) AS n, {split}, sum(sum(count)) OVER () AS grand
     FROM {db}.samples WHERE ({where}) AND {cond} GROUP BY stack_id
 """
-    pair = counts_pair(counts, stack_rows or samples_sql(db, where, "stack_id"))
-    return f"{state_ctes(db, where, rows=rows, narrow=narrow)},\n{pair}"
+    return _classified_ctes(db, where, counts, inputs)

@@ -142,7 +142,7 @@ def lines_counts_ctes(
         plain, coarse = unclassified(where, plan)
         return counts_ctes(db, plain, coarse, materialize=materialize), coarse, False
     plan = classifying(where, plan)
-    ctes = split_counts_ctes(db, where.sql, where.gpu, **classified_inputs(db, where, plan.coarse or plan))
+    ctes = split_counts_ctes(db, where.sql, where.gpu, classified_inputs(db, where, plan.coarse or plan))
     return ctes, plan, True
 
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flamehouse.collector.filters import SampleFilter
-from flamehouse.collector.gpu_state import GpuFilter, counts_pair
+from flamehouse.collector.gpu_state import Classified, GpuFilter, counts_pair
 from flamehouse.collector.gpu_state import counts_ctes as raw_counts_ctes
 
 log = logging.getLogger(__name__)
@@ -128,16 +128,13 @@ def classifying(where: SampleFilter, plan: Plan) -> Plan:
     return Plan(RAW, coarse=plan)
 
 
-def classified_inputs(db: str, where: SampleFilter, coarse: Plan) -> dict[str, Any]:
-    """What a GPU-classified count reads from ``coarse`` tiers: the processes' labels, the stack ids.
-
-    Keyword arguments of :func:`.gpu_state.counts_ctes` and :func:`.gpu_state.split_counts_ctes`.
-    """
-    return {
-        "rows": rows_sql(db, where, coarse, "host, pid, labels"),
-        "stack_rows": rows_sql(db, where, coarse, "stack_id"),
-        "narrow": narrows(where),
-    }
+def classified_inputs(db: str, where: SampleFilter, coarse: Plan) -> Classified:
+    """What a GPU-classified count reads from ``coarse`` tiers: the processes' labels, the stack ids."""
+    return Classified(
+        rows=rows_sql(db, where, coarse, "host, pid, labels"),
+        stack_rows=rows_sql(db, where, coarse, "stack_id"),
+        narrow=narrows(where),
+    )
 
 
 def _tiers(where: SampleFilter) -> Plan:
@@ -184,7 +181,7 @@ def counts_ctes(db: str, where: SampleFilter, plan: Plan, *, materialize: bool =
     if not plan.rollup:
         if where.gpu.state == "any":
             return raw_counts_ctes(db, where.sql, where.gpu, materialize=materialize)
-        return raw_counts_ctes(db, where.sql, where.gpu, **classified_inputs(db, where, plan.coarse or plan))
+        return raw_counts_ctes(db, where.sql, where.gpu, classified_inputs(db, where, plan.coarse or plan))
     rows = rows_sql(db, where, plan, "stack_id, count AS cnt")
     counts = f"SELECT stack_id, sum(cnt) AS n, sum(sum(cnt)) OVER () AS grand FROM {rows} GROUP BY stack_id"
     return counts_pair(counts, "counts", materialize=materialize)

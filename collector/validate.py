@@ -210,8 +210,9 @@ def check_lengths(message: str, columns: Mapping[str, Sized]) -> int:
     return next(iter(sizes.values()), 0)
 
 
-def check_index(column: Sequence[int], size: int, name: str, noun: str) -> None:
-    if column and max(column) >= size:
+def check_index(column: Sequence[int] | np.ndarray, size: int, name: str, noun: str) -> None:
+    """Raises when an entry of ``column`` (a list or an integer array) is not below ``size``."""
+    if len(column) and int(column.max() if isinstance(column, np.ndarray) else max(column)) >= size:
         i = next(i for i, v in enumerate(column) if v >= size)
         raise InvalidBatch(f"{name}[{i}]={column[i]} is out of range: the batch has {size} {noun}")
 
@@ -262,8 +263,7 @@ def _decode_stacks(
             f"stacks.length sums to {sum(length)} but stacks.frame_index has {len(frame_index)} entries: "
             "stack i owns the next length[i] entries of frame_index"
         )
-    if len(frame_index) and int(frame_index.max()) >= len(frames.frame_id):
-        check_index(frame_index.tolist(), len(frames.frame_id), "stacks.frame_index", "frames")
+    check_index(frame_index, len(frames.frame_id), "stacks.frame_index", "frames")
     # The frame ids each stack owns, all stacks end to end, as raw uint64 bytes.
     owned = np.array(frames.frame_id, dtype=np.uint64)[frame_index] if len(frame_index) else np.zeros(0, np.uint64)
     checked = known.stacks
@@ -369,9 +369,8 @@ def _decode_samples(
         raise InvalidBatch(f"samples has {rows} rows, over the limit of {limits.max_rows}: send smaller batches")
     if not rows:
         return SampleColumns(time=(), pid=(), tid=(), thread=(), stack_id=(), kind=(), count=())
-    for name, size, noun in (("thread_name", len(strings), "strings"), ("stack_index", len(stacks.stack_id), "stacks")):
-        if int(cols[name].max()) >= size:
-            check_index(cols[name].tolist(), size, f"samples.{name}", noun)
+    check_index(cols["thread_name"], len(strings), "samples.thread_name", "strings")
+    check_index(cols["stack_index"], len(stacks.stack_id), "samples.stack_index", "stacks")
     kind, count, pid, ts = cols["kind"], cols["count"], cols["pid"], cols["time"]
     if not set(np.unique(kind).tolist()) <= KINDS:
         i = first_bad(kind.tolist(), lambda v: v not in KINDS)
